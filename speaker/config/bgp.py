@@ -1,0 +1,115 @@
+"""The bgp section: this appliance's BGP speaker, its peers and route attributes."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from speaker.config.base import Section
+from speaker.config.types import Asn, Community, LargeCommunity, Name, PositiveSeconds, SafeText
+
+Family = Literal["ipv4-unicast", "ipv6-unicast"]
+BgpMode = Literal["ecmp", "active-backup"]
+
+
+class GracefulRestart(Section):
+    """RFC 4724 graceful restart as offered to the peer."""
+
+    enabled: bool = False
+    restart_time: PositiveSeconds = 120.0
+
+    @model_validator(mode="after")
+    def _check_time(self) -> GracefulRestart:
+        if self.restart_time > 4095:
+            raise ValueError("restart_time must be at most 4095 s (12-bit field)")
+        return self
+
+
+class PeerConfig(Section):
+    """One BGP neighbor (a router)."""
+
+    name: Name
+    address: IPv4Address | IPv6Address
+    asn: Asn
+    local_address: IPv4Address | IPv6Address | None = None
+    description: SafeText | None = None
+    password: SafeText | None = Field(default=None, min_length=1, max_length=80)
+    """TCP-MD5 (RFC 2385) key; at most 80 bytes (kernel limit)."""
+    hold_time: PositiveSeconds = 9.0
+    keepalive: PositiveSeconds | None = None
+    """Defaults to hold_time / 3."""
+    multihop: int | None = Field(default=None, ge=2, le=255)
+    """eBGP multihop TTL; unset means directly connected."""
+    families: list[Family] = ["ipv4-unicast", "ipv6-unicast"]
+    graceful_restart: GracefulRestart = GracefulRestart()
+    bfd: bool = False
+    """Ask for BFD on the router side (router-config renders it)."""
+    passive: bool = False
+
+    @model_validator(mode="after")
+    def _check_timers(self) -> PeerConfig:
+        if self.hold_time < 3:
+            raise ValueError("hold_time must be 0 or at least 3 s (RFC 4271); use >= 3")
+        if self.keepalive is not None and self.keepalive >= self.hold_time:
+            raise ValueError("keepalive must be shorter than hold_time")
+        if not self.families:
+            raise ValueError("families must name at least one address family")
+        if self.local_address is not None and self.local_address.version != self.address.version:
+            raise ValueError("local_address and address must be the same IP version")
+        return self
+
+    @property
+    def effective_keepalive(self) -> float:
+        """Keepalive interval actually used."""
+        return self.keepalive if self.keepalive is not None else self.hold_time / 3
+
+
+class Attributes(Section):
+    """Path attributes of an announcement. Unset fields inherit the defaults."""
+
+    communities: list[Community] | None = None
+    large_communities: list[LargeCommunity] | None = None
+    med: int | None = Field(default=None, ge=0, le=4294967295)
+    local_pref: int | None = Field(default=None, ge=0, le=4294967295)
+    """Only carried on iBGP sessions."""
+    as_path_prepend: int | None = Field(default=None, ge=0, le=16)
+    next_hop: Literal["self"] | IPv4Address | IPv6Address | None = None
+
+
+class ActiveBackup(Section):
+    """How a non-leader announces in `active-backup` mode (a worse route)."""
+
+    med_penalty: int = Field(default=100, ge=0)
+    as_path_prepend: int = Field(default=3, ge=0, le=16)
+
+
+class BgpConfig(Section):
+    """The BGP speaker (ExaBGP under supervision)."""
+
+    local_asn: Asn
+    router_id: IPv4Address | None = None
+    """Defaults to node.router_id."""
+    peers: list[PeerConfig] = Field(min_length=1)
+    defaults: Attributes = Attributes(next_hop="self")
+    mode: BgpMode = "ecmp"
+    """Default mode for services: `ecmp` (every healthy appliance announces) or
+    `active-backup` (the group's leader announces plainly, others a worse route)."""
+    active_backup: ActiveBackup = ActiveBackup()
+    pools: list[IPv4Network | IPv6Network] = []
+    """VIP pools the routers accept (router-config filters). Default: every VIP /32 /128."""
+    graceful_shutdown: bool = True
+    """Tag routes with GRACEFUL_SHUTDOWN 65535:0 (RFC 8326) before a planned withdraw."""
+    exabgp: SafeText | None = None
+    """Path of the exabgp executable; default: the one next to this Python."""
+
+    @model_validator(mode="after")
+    def _unique_peers(self) -> BgpConfig:
+        addrs = [str(p.address) for p in self.peers]
+        names = [p.name for p in self.peers]
+        for label, values in (("address", addrs), ("name", names)):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"peer {label} listed twice: {', '.join(dupes)}")
+        return self

@@ -1,0 +1,1 @@
+"""The namespace lab: topologies of network namespaces, veth and bridges with real daemons."""

@@ -1,0 +1,95 @@
+"""Structured logs: one line per event with stable `event` and `reason` keys.
+
+    LOG = event_log("speaker.bgp")
+    LOG.info("session_up", peer="r1", reason="established")
+
+Format is JSON or logfmt (config `log.format`), on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+_FIELDS = "edge_fields"
+
+
+class EventLog:
+    """A thin wrapper that turns keyword fields into structured log records."""
+
+    def __init__(self, name: str) -> None:
+        self._logger = logging.getLogger(name)
+
+    def _emit(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        if self._logger.isEnabledFor(level):
+            self._logger.log(level, event, extra={_FIELDS: fields})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """Log a debug event."""
+        self._emit(logging.DEBUG, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        """Log an info event."""
+        self._emit(logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Log a warning event."""
+        self._emit(logging.WARNING, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        """Log an error event."""
+        self._emit(logging.ERROR, event, fields)
+
+
+def event_log(name: str) -> EventLog:
+    """The structured logger for a module."""
+    return EventLog(name)
+
+
+def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        + f".{int(record.msecs):03d}Z",
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "event": record.getMessage(),
+    }
+    out.update(getattr(record, _FIELDS, {}))
+    if record.exc_info and record.exc_info[1] is not None:
+        out["error"] = repr(record.exc_info[1])
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render a record as JSON."""
+        return json.dumps(_record_fields(record), default=str, sort_keys=False)
+
+
+def _logfmt_value(value: Any) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' ="\\') or not text.isprintable():
+        return json.dumps(text)
+    return text
+
+
+class LogfmtFormatter(logging.Formatter):
+    """key=value pairs, quoted where needed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render a record as logfmt."""
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _record_fields(record).items())
+
+
+def setup_logging(fmt: str = "logfmt", level: str = "info") -> None:
+    """Route every log record to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,109 @@
+"""The Protocol seams between the supervisor and the parts it drives.
+
+Each part runs as one task in the supervisor's TaskGroup (`async def run()`,
+returns on cancellation), tells the reconciler that something changed by
+calling the `wake` callback it was built with, and takes its orders as a full
+desired state (`set(...)`), never as a stream of deltas: restarts and
+reconnects are then trivial. `speaker.fakes` has an in-memory fake of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Protocol
+
+from speaker.config import AppConfig
+from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
+
+Wake = Callable[[str], None]
+"""Called by a part with a short event name ('backend_down', 'session_up', ...);
+the reconciler coalesces wake-ups, so calling it often is cheap."""
+
+
+class Component(Protocol):
+    """Common life cycle of every part."""
+
+    async def run(self) -> None:
+        """Do the part's work until cancelled; clean up on the way out."""
+        ...
+
+    def reconfigure(self, config: AppConfig) -> None:
+        """Adopt a new, already validated config without losing unchanged state."""
+        ...
+
+    def status(self) -> dict[str, object]:
+        """JSON-ready detail for `speaker status`."""
+        ...
+
+
+class HealthSource(Component, Protocol):
+    """The health checker: verdicts per (service, backend label)."""
+
+    def snapshot(self) -> Mapping[tuple[str, str], BackendHealth]:
+        """Current verdicts. A backend not yet checked is absent (counts as down
+        unless its check type is `none`)."""
+        ...
+
+
+class Election(Component, Protocol):
+    """Leader election per group (engines: single, vrrp, etcd)."""
+
+    def leadership(self) -> Mapping[str, Leadership]:
+        """Verdict per group name."""
+        ...
+
+    def set_penalty(self, penalty: int, reason: str) -> None:
+        """Lower this appliance's priority (self-health), 0 to restore."""
+        ...
+
+    async def resign(self, group: str | None = None) -> None:
+        """Planned handover: give up leadership of one group (None: all) now."""
+        ...
+
+
+class BgpSpeaker(Component, Protocol):
+    """The BGP half: ExaBGP under supervision."""
+
+    async def set(self, announcements: Collection[BgpAnnouncement]) -> None:
+        """Make exactly these routes announced (to peers whose family matches)."""
+        ...
+
+    def announced(self) -> frozenset[BgpAnnouncement]:
+        """What the speaker believes is announced now (acked by ExaBGP)."""
+        ...
+
+    def sessions(self) -> Mapping[str, PeerState]:
+        """Session state per peer name."""
+        ...
+
+    async def withdraw_all(self) -> None:
+        """Withdraw every route and wait for the acks (planned stop)."""
+        ...
+
+
+class L2Announcer(Component, Protocol):
+    """The L2 half: ARP/NDP responder plus GARP / unsolicited NA."""
+
+    async def set(self, vips: Collection[L2Vip]) -> None:
+        """Answer for exactly these VIPs; newly owned ones get GARP/NA at once."""
+        ...
+
+    def owned(self) -> frozenset[L2Vip]:
+        """VIPs answered for now."""
+        ...
+
+
+class VipAddresses(Protocol):
+    """VIP addresses on `lo` (kernel side, in dataplane/)."""
+
+    def list(self) -> frozenset[IPAddress]:
+        """VIPs present on lo that this appliance manages."""
+        ...
+
+    def add(self, address: IPAddress) -> None:
+        """Add; already present is success."""
+        ...
+
+    def remove(self, address: IPAddress) -> None:
+        """Remove; already absent is success."""
+        ...
