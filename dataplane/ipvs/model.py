@@ -29,7 +29,20 @@ SCHED_FLAGS = {
     "mh-fallback": 0x08, "mh-port": 0x10,
     "flag-1": 0x08, "flag-2": 0x10, "flag-3": 0x20,
 }
-_UNSPECIFIED = {4: IPv4Address(0), 6: IPv6Address(0)}
+_FLAG_NAMES = {
+    "sh": {0x08: "sh-fallback", 0x10: "sh-port"},
+    "mh": {0x08: "mh-fallback", 0x10: "mh-port"},
+}
+_GENERIC_FLAG_NAMES = {0x08: "flag-1", 0x10: "flag-2", 0x20: "flag-3"}
+_UNSPECIFIED: dict[int, IPAddress] = {4: IPv4Address(0), 6: IPv6Address(0)}
+
+
+def sched_flag_names(scheduler: str, bits: int) -> frozenset[str]:
+    """Canonical names of the scheduler flag bits (``sh``/``mh`` name theirs)."""
+    names = _FLAG_NAMES.get(scheduler, _GENERIC_FLAG_NAMES)
+    return frozenset(
+        names.get(bit, _GENERIC_FLAG_NAMES[bit]) for bit in (0x08, 0x10, 0x20) if bits & bit
+    )
 
 
 def _addr(value: IPAddress | str) -> IPAddress:
@@ -106,6 +119,10 @@ class Service:
         unknown = self.sched_flags - SCHED_FLAGS.keys()
         if unknown:
             raise ValueError(f"unknown scheduler flags {sorted(unknown)}")
+        bits = 0
+        for name in self.sched_flags:
+            bits |= SCHED_FLAGS[name]
+        object.__setattr__(self, "sched_flags", sched_flag_names(self.scheduler, bits))
         if self.persistence is not None and self.persistence <= 0:
             raise ValueError("persistence timeout must be positive (or None)")
         if self.netmask is None:

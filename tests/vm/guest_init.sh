@@ -9,7 +9,7 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts
 mount -t tmpfs tmp /tmp && mount -t tmpfs run /run
 depmod -a
-for m in virtio_pci virtio_net virtio_console 9pnet_virtio 9p ip_vs; do modprobe "$m"; done
+for m in virtio_pci virtio_net virtio_console 9pnet_virtio 9p crc32c_generic ip_vs; do modprobe "$m"; done
 mkdir -p /project
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose project /project
 ip link set lo up

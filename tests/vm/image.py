@@ -42,7 +42,7 @@ GUEST_MODULES = (
     "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_fo", "ip_vs_ovf",
     "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_dh", "ip_vs_sh", "ip_vs_sed", "ip_vs_nq",
     "ip_vs_mh", "ip_vs_twos", "ip_vs_ftp", "nf_conntrack", "nf_nat", "ipip", "ip6_tunnel",
-    "tunnel4", "tunnel6", "sctp", "veth", "bridge",
+    "tunnel4", "tunnel6", "sctp", "crc32c_generic", "crc32c_intel",
 )
 SLIM_PATHS = (
     "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
@@ -216,8 +216,9 @@ def build_python(cache: Path) -> Path:
         req_file = Path(tmp) / "requirements.txt"
         req_file.write_text("\n".join(reqs) + "\n")
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-        _run([*pip, "download", "--only-binary=:all:", "--no-deps",
-              "-d", str(wheels), "-r", str(req_file)])
+        # `pip wheel` takes a registry's wheel as it is and builds one from an
+        # sdist where there is none (exabgp 4.2 ships only an sdist).
+        _run([*pip, "wheel", "--no-deps", "-w", str(wheels), "-r", str(req_file)])
         site = Path(tmp) / "root" / "usr" / "local" / "lib" / "python3.11" / "dist-packages"
         _run([*pip, "install", "--no-index", "--no-deps", "--no-compile",
               "--find-links", str(wheels), "--target", str(site), "-r", str(req_file)])

@@ -1,0 +1,1 @@
+"""IPVS forwarding: model (values), plan (pure diff), codec + kernel (netlink), detect."""
