@@ -150,8 +150,9 @@ class HealthChecker:
         target, probe = worker.target, worker.probe
         if probe is None:
             return worker.state
-        semaphore = self._semaphore or asyncio.Semaphore(self._concurrency)
-        async with semaphore:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self._concurrency)
+        async with self._semaphore:
             started = self._clock()
             try:
                 async with asyncio.timeout(target.timers.timeout):
