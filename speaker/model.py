@@ -32,6 +32,8 @@ class Reason(StrEnum):
     SHUTTING_DOWN = "shutting_down"
     NOT_ANNOUNCED_HERE = "not_announced_here"
     """The service's announce mode does not use this mechanism."""
+    REMOVED_FROM_CONFIG = "removed_from_config"
+    CONFIG_CHANGED = "config_changed"
     BACKEND_UP = "backend_up"
     BACKEND_DOWN = "backend_down"
     BACKEND_DRAINING = "backend_draining"

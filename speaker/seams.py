@@ -9,9 +9,11 @@ reconnects are then trivial. `speaker.fakes` has an in-memory fake of each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
+from dataplane.ipvs.model import IpvsTable, ServiceKey
+from dataplane.ipvs.plan import Op as IpvsOp
 from speaker.config import AppConfig
 from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
 
@@ -106,4 +108,20 @@ class VipAddresses(Protocol):
 
     def remove(self, address: IPAddress) -> None:
         """Remove; already absent is success."""
+        ...
+
+
+class Forwarder(Protocol):
+    """IPVS (kernel side, in dataplane/). Blocking calls: run them in a thread."""
+
+    def observe(self) -> IpvsTable:
+        """Dump the kernel's table (services and dests)."""
+        ...
+
+    def owned(self, key: ServiceKey) -> bool:
+        """True if edge-speaker may add, edit or delete this service."""
+        ...
+
+    def apply(self, ops: Sequence[IpvsOp]) -> None:
+        """Execute ops in order; EEXIST/ENOENT count as success."""
         ...

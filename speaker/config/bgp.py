@@ -8,7 +8,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from speaker.config.base import Section
-from speaker.config.types import Asn, Community, LargeCommunity, Name, PositiveSeconds, SafeText
+from speaker.config.types import (
+    Asn,
+    Community,
+    LargeCommunity,
+    Name,
+    PositiveSeconds,
+    SafeText,
+    Seconds,
+)
 
 Family = Literal["ipv4-unicast", "ipv6-unicast"]
 BgpMode = Literal["ecmp", "active-backup"]
@@ -101,6 +109,8 @@ class BgpConfig(Section):
     """VIP pools the routers accept (router-config filters). Default: every VIP /32 /128."""
     graceful_shutdown: bool = True
     """Tag routes with GRACEFUL_SHUTDOWN 65535:0 (RFC 8326) before a planned withdraw."""
+    graceful_shutdown_time: Seconds = 5.0
+    """How long a drained VIP stays announced with 65535:0 before it is withdrawn."""
     exabgp: SafeText | None = None
     """Path of the exabgp executable; default: the one next to this Python."""
 

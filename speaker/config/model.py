@@ -6,6 +6,7 @@ from pydantic import ValidationInfo, model_validator
 
 from speaker.config.base import Section
 from speaker.config.bgp import BgpConfig
+from speaker.config.dataplane import DataplaneConfig
 from speaker.config.election import ElectionConfig
 from speaker.config.node import ApiConfig, LogConfig, MetricsConfig, NodeConfig
 from speaker.config.service import ServiceConfig
@@ -27,6 +28,7 @@ class AppConfig(Section):
     election: ElectionConfig = ElectionConfig()
     bgp: BgpConfig | None = None
     services: list[ServiceConfig] = []
+    dataplane: DataplaneConfig = DataplaneConfig()
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()

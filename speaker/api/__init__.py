@@ -1,0 +1,1 @@
+"""The status/admin API: JSON lines over a unix socket (mode 0660)."""

@@ -1,0 +1,106 @@
+"""`speaker run` and the commands that talk to a running daemon."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from speaker.api.client import ApiError, request
+from speaker.cli.common import CONFIG_OPTION, fail, load_or_exit, print_json
+from speaker.cli.render import render_status
+
+SOCKET_OPTION = click.option("-s", "--socket", "socket_path", type=click.Path(path_type=Path),
+                             default=None, help="API socket (default: from the config, or "
+                             "/run/edge-speaker/api.sock).")
+
+
+def _socket(socket_path: Path | None, config_path: Path | None) -> Path:
+    if socket_path is not None:
+        return socket_path
+    if config_path is not None and config_path.exists():
+        return load_or_exit(config_path).api.socket
+    return Path("/run/edge-speaker/api.sock")
+
+
+def _call(socket_path: Path | None, config_path: Path | None, command: str, **args: Any) -> Any:
+    try:
+        return request(_socket(socket_path, config_path), command, **args)
+    except ApiError as exc:
+        fail(str(exc), 3)
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option("--runtime-dir", type=click.Path(path_type=Path), default=None,
+              help="Where generated files (ExaBGP config, sockets) go. Default /run/edge-speaker.")
+def run(config_path: Path, runtime_dir: Path | None) -> None:
+    """Run the appliance (foreground; systemd Type=notify)."""
+    from speaker.daemon import run_daemon
+
+    sys.exit(run_daemon(config_path, load_or_exit(config_path), runtime_dir))
+
+
+@click.command()
+@SOCKET_OPTION
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--no-backends", is_flag=True, help="Leave out the per-backend table.")
+def status(socket_path: Path | None, config_path: Path | None, as_json: bool,
+           no_backends: bool) -> None:
+    """Show VIPs, backends, BGP sessions and election state of the running daemon."""
+    doc = _call(socket_path, config_path, "status")
+    if as_json:
+        print_json(doc)
+    else:
+        click.echo(render_status(doc, backends=not no_backends))
+
+
+@click.command()
+@SOCKET_OPTION
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def reload(socket_path: Path | None, config_path: Path | None, as_json: bool) -> None:
+    """Re-read the config file; a bad one is rejected and the running config kept."""
+    result = _call(socket_path, config_path, "reload")
+    if as_json:
+        print_json(result)
+    elif result["ok"]:
+        click.echo("reloaded")
+    else:
+        click.echo("reload REJECTED; the running config is kept:", err=True)
+        for error in result["errors"]:
+            click.echo(f"  {error}", err=True)
+    if not result["ok"]:
+        sys.exit(1)
+
+
+def _drain_command(on: bool) -> click.Command:
+    verb = "drain" if on else "undrain"
+
+    @click.command(verb)
+    @SOCKET_OPTION
+    @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None)
+    @click.option("--service", default=None, help="Only this service.")
+    @click.option("--backend", default=None, help="Only this backend (label) of --service.")
+    @click.option("--json", "as_json", is_flag=True)
+    def command(socket_path: Path | None, config_path: Path | None, service: str | None,
+                backend: str | None, as_json: bool) -> None:
+        args = {k: v for k, v in (("service", service), ("backend", backend)) if v is not None}
+        result = _call(socket_path, config_path, verb, **args)
+        if as_json:
+            print_json(result)
+        else:
+            click.echo(f"{verb}ed: appliance={result['appliance']} services={result['services']}"
+                       f" backends={result['backends']}")
+
+    command.help = ("Planned maintenance: hand over the appliance (or stop new connections to "
+                    "a service/backend, then remove it after its drain_time)." if on else
+                    "Undo a drain.")
+    return command
+
+
+drain = _drain_command(True)
+undrain = _drain_command(False)

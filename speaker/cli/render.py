@@ -1,0 +1,92 @@
+"""Plain-text rendering of the status document for `speaker status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
+
+
+def _where(vip: dict[str, Any]) -> str:
+    out = []
+    if vip["bgp"]["announced"]:
+        peers = ",".join(vip["bgp"]["to"]) or "all peers"
+        out.append(f"bgp->{peers}")
+    if vip["l2"]["owned"]:
+        out.append("l2@" + ",".join(vip["l2"]["interfaces"]))
+    return " ".join(out) or "-"
+
+
+def _reason(vip: dict[str, Any]) -> str:
+    parts = []
+    if vip["bgp"]["reason"] != "not_announced_here":
+        parts.append(f"bgp:{vip['bgp']['reason']}")
+    if vip["l2"]["reason"] != "not_announced_here":
+        parts.append(f"l2:{vip['l2']['reason']}")
+    return " ".join(parts)
+
+
+def render_status(doc: dict[str, Any], backends: bool = True) -> str:
+    """Human-readable status."""
+    lines = [f"node {doc['node']}  version {doc['version']}  up {doc['uptime_s']}s  "
+             f"ready {'yes' if doc['ready'] else 'no'}"]
+    app = doc["appliance"]
+    health = "healthy" if app["healthy"] else "UNHEALTHY (" + ", ".join(app["reasons"]) + ")"
+    drains = app["drains"]
+    drained = " DRAINED" if drains["appliance"] else ""
+    lines.append(f"appliance {health}{drained}")
+    reload = doc["config"]["last_reload"]
+    if not reload["ok"]:
+        lines.append("last reload REJECTED (running config kept):")
+        lines += [f"  {e}" for e in reload["errors"]]
+    lines.append("")
+    lines.append("VIPs:")
+    rows = [["SERVICE", "VIP", "HEALTHY", "LEADER", "ANNOUNCED", "REASON"]]
+    for vip in doc["vips"]:
+        healthy = f"{vip['healthy']}/{vip['total']}"
+        if vip["quorum"]:
+            healthy += f" (quorum {vip['quorum']['min_healthy']}, {vip['quorum']['below']})"
+        rows.append([vip["service"], vip["vip"], healthy, "yes" if vip["leader"] else "no",
+                     _where(vip), _reason(vip)])
+    lines += _table(rows)
+    if backends:
+        lines.append("")
+        lines.append("Backends:")
+        rows = [["SERVICE", "BACKEND", "STATE", "WEIGHT", "CHECK", "LATENCY"]]
+        for vip in doc["vips"]:
+            for b in vip["backends"]:
+                check = b["check"]
+                rows.append([vip["service"], b["backend"], b["state"],
+                             "-" if b["weight"] is None else str(b["weight"]),
+                             "-" if check is None else check["reason"],
+                             "-" if not check or check["latency"] is None
+                             else f"{check['latency'] * 1000:.1f}ms"])
+        lines += _table(rows)
+    if doc["peers"]:
+        lines.append("")
+        lines.append("BGP peers:")
+        rows = [["PEER", "ADDRESS", "STATE", "PREFIXES", "REASON"]]
+        rows += [[p["name"], p["address"], p["state"], str(p["announced"]), p["reason"]]
+                 for p in doc["peers"]]
+        lines += _table(rows)
+    if doc["election"]:
+        lines.append("")
+        lines.append("Election:")
+        rows = [["GROUP", "LEADER", "STATE", "PRIORITY"]]
+        rows += [[g, "yes" if e["leader"] else "no", e["state"] or "-", str(e["priority"])]
+                 for g, e in sorted(doc["election"].items())]
+        lines += _table(rows)
+    last = doc["reconcile"]["last"]
+    if last:
+        lines.append("")
+        lines.append(f"reconcile: {doc['reconcile']['passes']} passes, last "
+                     f"{'ok' if last['ok'] else 'FAILED'} {last['ops']} ops "
+                     f"{last['duration_s'] * 1000:.1f}ms, {last['age_s']}s ago")
+        lines += [f"  error: {e}" for e in last["errors"]]
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""In-memory fakes of every seam, for unit tests of the supervisor and reconciler.
+
+They record what they were asked to do and let a test set their state; none
+of them touches the kernel or the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Mapping, Sequence
+
+from dataplane.ipvs.model import IpvsTable, ServiceKey
+from dataplane.ipvs.plan import Op as IpvsOp
+from dataplane.ipvs.plan import apply_to_table
+from speaker.config import AppConfig
+from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
+
+
+class _Part:
+    """Shared life cycle: run until cancelled, remember the last config."""
+
+    def __init__(self, config: AppConfig | None = None) -> None:
+        self.config = config
+        self.running = False
+
+    async def run(self) -> None:
+        self.running = True
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.running = False
+
+    def reconfigure(self, config: AppConfig) -> None:
+        self.config = config
+
+    def status(self) -> dict[str, object]:
+        return {"fake": type(self).__name__}
+
+
+class FakeHealth(_Part):
+    """Health verdicts set by the test."""
+
+    def __init__(self, config: AppConfig | None = None) -> None:
+        super().__init__(config)
+        self.verdicts: dict[tuple[str, str], BackendHealth] = {}
+
+    def set(self, service: str, backend: str, up: bool, since: float = 0.0,
+            reason: str = "") -> None:
+        self.verdicts[(service, backend)] = BackendHealth(
+            service, backend, up, since, reason or ("ok" if up else "timeout"))
+
+    def snapshot(self) -> Mapping[tuple[str, str], BackendHealth]:
+        return dict(self.verdicts)
+
+
+class FakeElection(_Part):
+    """Leadership set by the test; records penalties and resignations."""
+
+    def __init__(self, config: AppConfig | None = None, leader: bool = True) -> None:
+        super().__init__(config)
+        self.leaders: dict[str, bool] = {}
+        self.default_leader = leader
+        self.penalty = 0
+        self.resigned: list[str | None] = []
+
+    def leadership(self) -> Mapping[str, Leadership]:
+        groups = [g.name for g in self.config.election.groups] if self.config else ["default"]
+        return {g: Leadership(g, self.leaders.get(g, self.default_leader), 0.0) for g in groups}
+
+    def set_penalty(self, penalty: int, reason: str) -> None:
+        self.penalty = penalty
+
+    async def resign(self, group: str | None = None) -> None:
+        self.resigned.append(group)
+
+
+class FakeBgp(_Part):
+    """Keeps the announced set; `fail` makes the next set() raise."""
+
+    def __init__(self, config: AppConfig | None = None) -> None:
+        super().__init__(config)
+        self.current: frozenset[BgpAnnouncement] = frozenset()
+        self.history: list[frozenset[BgpAnnouncement]] = []
+        self.fail: Exception | None = None
+
+    async def set(self, announcements: Collection[BgpAnnouncement]) -> None:
+        if self.fail is not None:
+            exc, self.fail = self.fail, None
+            raise exc
+        self.current = frozenset(announcements)
+        self.history.append(self.current)
+
+    def announced(self) -> frozenset[BgpAnnouncement]:
+        return self.current
+
+    def sessions(self) -> Mapping[str, PeerState]:
+        return {}
+
+    async def withdraw_all(self) -> None:
+        await self.set(())
+
+
+class FakeL2(_Part):
+    """Keeps the owned set."""
+
+    def __init__(self, config: AppConfig | None = None) -> None:
+        super().__init__(config)
+        self.current: frozenset[L2Vip] = frozenset()
+        self.history: list[frozenset[L2Vip]] = []
+
+    async def set(self, vips: Collection[L2Vip]) -> None:
+        self.current = frozenset(vips)
+        self.history.append(self.current)
+
+    def owned(self) -> frozenset[L2Vip]:
+        return self.current
+
+
+class FakeAddresses:
+    """VIP addresses in a set."""
+
+    def __init__(self) -> None:
+        self.present: set[IPAddress] = set()
+
+    def list(self) -> frozenset[IPAddress]:
+        return frozenset(self.present)
+
+    def add(self, address: IPAddress) -> None:
+        self.present.add(address)
+
+    def remove(self, address: IPAddress) -> None:
+        self.present.discard(address)
+
+
+class FakeForwarder:
+    """An IPVS table in memory; ops applied with the dataplane's own table semantics."""
+
+    def __init__(self, foreign: IpvsTable | None = None) -> None:
+        self.table = foreign or IpvsTable()
+        self.foreign = frozenset(self.table.services)
+        self.applied: list[IpvsOp] = []
+
+    def observe(self) -> IpvsTable:
+        return self.table
+
+    def owned(self, key: ServiceKey) -> bool:
+        return key not in self.foreign
+
+    def apply(self, ops: Sequence[IpvsOp]) -> None:
+        self.applied.extend(ops)
+        self.table = apply_to_table(self.table, tuple(ops))

@@ -1,0 +1,163 @@
+"""The reconcile loop: wake on events (coalesced) or a periodic resync, then
+observe -> desired -> plan -> apply, and keep what status needs to show."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dataplane.ipvs.model import IpvsTable
+from speaker.config import AppConfig
+from speaker.logs import event_log
+from speaker.metrics import RECONCILE_DURATION, VIP_ANNOUNCED
+from speaker.model import Reason, VipDecision
+from speaker.reconcile.apply import Parts, apply
+from speaker.reconcile.desired import Desired, compute_desired
+from speaker.reconcile.inputs import ApplianceHealth, Drains
+from speaker.reconcile.plan import Observed, plan
+from speaker.reconcile.selfcheck import appliance_health, link_is_up
+from speaker.seams import Election, HealthSource
+
+LOG = event_log(__name__)
+
+
+@dataclass(slots=True)
+class PassResult:
+    """Outcome of one reconcile pass."""
+
+    ok: bool
+    ops: int
+    duration: float
+    finished: float
+    errors: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    """Drives the parts towards the desired state. One instance per appliance."""
+
+    def __init__(self, config: AppConfig, parts: Parts, health: HealthSource,
+                 election: Election, *, clock: Callable[[], float] = time.monotonic,
+                 resync_interval: float = 2.0,
+                 link_up: Callable[[str], bool] = link_is_up) -> None:
+        self.config = config
+        self.parts = parts
+        self.health = health
+        self.election = election
+        self.clock = clock
+        self.resync_interval = resync_interval
+        self.link_up = link_up
+        self.drains = Drains()
+        self.shutting_down = False
+        self.last: PassResult | None = None
+        self.last_success: float | None = None
+        self.desired: Desired | None = None
+        self.appliance = ApplianceHealth()
+        self.passes = 0
+        self._event = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._penalty_reason = ""
+        self.on_first_success: Callable[[], None] | None = None
+
+    def wake(self, event: str) -> None:
+        """Ask for a pass soon; many wake-ups before it runs make one pass."""
+        LOG.debug("wake", cause=event)
+        self._event.set()
+
+    def reconfigure(self, config: AppConfig) -> None:
+        """Adopt a new validated config (the parts were reconfigured by the caller)."""
+        self.config = config
+        self.wake("config_reloaded")
+
+    async def run(self) -> None:
+        """Reconcile on every wake-up and at least every resync_interval."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), self.resync_interval)
+            self._event.clear()
+            await self.reconcile_once()
+
+    async def observe(self) -> Observed:
+        """What the parts report now."""
+        addresses = await asyncio.to_thread(self.parts.addresses.list)
+        ipvs = (await asyncio.to_thread(self.parts.forwarder.observe)
+                if self.parts.forwarder is not None else IpvsTable())
+        return Observed(
+            addresses=frozenset(addresses),
+            bgp=self.parts.bgp.announced() if self.parts.bgp is not None else frozenset(),
+            l2=self.parts.l2.owned() if self.parts.l2 is not None else frozenset(),
+            ipvs=ipvs,
+        )
+
+    def compute(self, now: float) -> Desired:
+        """Desired state from the current inputs (and self-health from the last pass)."""
+        leadership = self.election.leadership()
+        health = self.health.snapshot()
+        desired = compute_desired(self.config, health, leadership, self.drains, now,
+                                  appliance=self.appliance, shutting_down=self.shutting_down)
+        self._update_self_health(desired.decisions)
+        return desired
+
+    def _update_self_health(self, decisions: tuple[VipDecision, ...]) -> None:
+        appliance = appliance_health(self.config, decisions, self.link_up)
+        if appliance != self.appliance:
+            LOG.warning("appliance_health", healthy=appliance.healthy,
+                        reason=",".join(appliance.reasons) or "ok")
+            self.appliance = appliance
+            penalty = 0 if appliance.healthy else self.config.node.self_checks.priority_penalty
+            self.election.set_penalty(penalty, ",".join(appliance.reasons))
+            self.wake("appliance_health_changed")
+
+    async def reconcile_once(self) -> PassResult:
+        """One pass: observe, compute, plan, apply. Never raises for a part's failure."""
+        async with self._lock:
+            start = self.clock()
+            errors: list[str] = []
+            ops_count = 0
+            try:
+                observed = await self.observe()
+                desired = self.compute(start)
+                ops = plan(desired, observed, self._owned)
+                ops_count = len(ops)
+                result = await apply(ops, observed, self.parts)
+                errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
+                self.desired = desired
+                self._export(desired)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # observe failed: retried on the next pass
+                LOG.error("reconcile_failed", reason=type(exc).__name__, error=str(exc))
+                errors = [f"observe: {type(exc).__name__}: {exc}"]
+            finished = self.clock()
+            duration = finished - start
+            RECONCILE_DURATION.observe(duration)
+            self.passes += 1
+            self.last = PassResult(not errors, ops_count, duration, finished, errors)
+            if not errors:
+                first = self.last_success is None
+                self.last_success = finished
+                if first and self.on_first_success is not None:
+                    self.on_first_success()
+            return self.last
+
+    def _owned(self, key: object) -> bool:
+        forwarder = self.parts.forwarder
+        return forwarder.owned(key) if forwarder is not None else True  # type: ignore[arg-type]
+
+    def _export(self, desired: Desired) -> None:
+        for d in desired.decisions:
+            bgp_on = d.bgp in (Reason.ANNOUNCED, Reason.BACKUP_ROUTE, Reason.FAIL_OPEN)
+            l2_on = d.l2 in (Reason.ANNOUNCED, Reason.FAIL_OPEN)
+            VIP_ANNOUNCED.labels(vip=str(d.vip), mode="bgp").set(int(bgp_on))
+            VIP_ANNOUNCED.labels(vip=str(d.vip), mode="l2").set(int(l2_on))
+
+    async def shutdown(self) -> None:
+        """Planned stop: withdraw every announcement and stop answering ARP/NDP."""
+        self.shutting_down = True
+        await self.reconcile_once()
+        if self.parts.bgp is not None:
+            await self.parts.bgp.withdraw_all()
+        if self.parts.l2 is not None:
+            await self.parts.l2.set(frozenset())

@@ -1,0 +1,99 @@
+"""The status document behind `speaker status` and the API's `status` command."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from speaker.model import Reason
+
+if TYPE_CHECKING:
+    from speaker.supervisor import Supervisor
+
+_ON = (Reason.ANNOUNCED, Reason.BACKUP_ROUTE, Reason.FAIL_OPEN)
+
+
+def _backends(sup: Supervisor, service: str, reasons: dict[str, Reason]) -> list[dict[str, Any]]:
+    health = sup.built.health.snapshot()
+    svc = sup.config.service(service)
+    weights: dict[str, int] = {}
+    desired = sup.reconciler.desired
+    if desired is not None and svc is not None:
+        for dest in desired.ipvs.dests.values():
+            for b in svc.backends:
+                if dest.key.address == b.address and dest.key.service.address == svc.vip:
+                    weights.setdefault(svc.backend_label(b), dest.weight)
+    out = []
+    for label, reason in reasons.items():
+        verdict = health.get((service, label))
+        out.append({
+            "backend": label,
+            "state": reason.value,
+            "weight": weights.get(label),
+            "check": None if verdict is None else {
+                "up": verdict.up, "reason": verdict.reason, "latency": verdict.latency,
+                "since_s": round(time.monotonic() - verdict.since, 3),
+                "last_ok": verdict.last_ok},
+        })
+    return out
+
+
+def _vips(sup: Supervisor) -> list[dict[str, Any]]:
+    desired = sup.reconciler.desired
+    if desired is None:
+        return []
+    parts = sup.built.parts
+    announced = {a.prefix.network_address: a for a in parts.bgp.announced()} if parts.bgp else {}
+    owned = {v.address: v for v in parts.l2.owned()} if parts.l2 else {}
+    peers = sorted(parts.bgp.sessions()) if parts.bgp else []
+    vips = []
+    for d in desired.decisions:
+        svc = sup.config.service(d.service)
+        ann = announced.get(d.vip)
+        vips.append({
+            "service": d.service,
+            "vip": str(d.vip),
+            "announce": svc.announce if svc else None,
+            "group": svc.group if svc else None,
+            "leader": d.leader,
+            "healthy": d.healthy,
+            "total": d.total,
+            "quorum": ({"min_healthy": svc.quorum.min_healthy, "below": svc.quorum.below}
+                       if svc else None),
+            "fail_open": d.fail_open,
+            "bgp": {"reason": d.bgp.value, "desired": d.bgp in _ON,
+                    "announced": ann is not None,
+                    "to": list(ann.peers or peers) if ann else [],
+                    "attributes": None if ann is None else {
+                        k: v for k, v in asdict(ann).items() if k not in ("prefix", "peers")}},
+            "l2": {"reason": d.l2.value, "desired": d.l2 in _ON, "owned": d.vip in owned,
+                   "interfaces": list(owned[d.vip].interfaces) if d.vip in owned else []},
+            "backends": _backends(sup, d.service, d.backends),
+        })
+    return vips
+
+
+def status_document(sup: Supervisor) -> dict[str, Any]:
+    """Everything `speaker status` shows, JSON-ready."""
+    rec = sup.reconciler
+    parts = sup.built.parts
+    last = rec.last
+    from speaker.supervisor import package_version
+
+    return {
+        "node": sup.config.node.name,
+        "version": package_version(),
+        "uptime_s": round(time.monotonic() - sup.started, 1),
+        "ready": rec.last_success is not None,
+        "config": {"path": str(sup.config_path), "last_reload": sup.last_reload},
+        "appliance": {"healthy": rec.appliance.healthy, "reasons": list(rec.appliance.reasons),
+                      "drains": rec.drains.as_dict(), "shutting_down": rec.shutting_down},
+        "vips": _vips(sup),
+        "peers": [asdict(p) for p in (parts.bgp.sessions().values() if parts.bgp else [])],
+        "election": {g: asdict(lead) for g, lead in sup.built.election.leadership().items()},
+        "reconcile": {"passes": rec.passes, "last": None if last is None else {
+            "ok": last.ok, "ops": last.ops, "duration_s": round(last.duration, 6),
+            "age_s": round(time.monotonic() - last.finished, 3), "errors": last.errors}},
+        "components": {type(c).__name__: c.status() for c in sup.components()},
+    }
