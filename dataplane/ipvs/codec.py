@@ -59,6 +59,7 @@ _U32 = struct.Struct("=I")
 _BE16 = struct.Struct("!H")
 _FLAGS = struct.Struct("=II")
 HEADER_LEN = _HDR.size + _GENL.size
+_NO_DEST_STATS = DestStats()
 
 
 def nla(kind: int, payload: bytes) -> bytes:
@@ -173,7 +174,7 @@ def _stats(raw: bytes | None) -> Stats:
     return Stats(get(1), get(2), get(3), get(4), get(5), get(6), get(9), get(10))
 
 
-def decode_service(payload: bytes) -> tuple[Service, Stats]:
+def decode_service(payload: bytes, with_stats: bool = True) -> tuple[Service, Stats]:
     """Decode one ``IPVS_CMD_NEW_SERVICE`` dump message (genl header included)."""
     attrs = parse_attrs(parse_attrs(payload, _GENL.size)[ATTR_SERVICE])
     family = _U16.unpack(attrs[SVC_AF])[0]
@@ -198,10 +199,11 @@ def decode_service(payload: bytes) -> tuple[Service, Stats]:
         netmask=plen,
         one_packet=bool(flags & 0x4),
     )
-    return service, _stats(attrs.get(SVC_STATS64))
+    return service, _stats(attrs.get(SVC_STATS64) if with_stats else None)
 
 
-def decode_dest(service: ServiceKey, payload: bytes) -> tuple[Dest, DestStats]:
+def decode_dest(service: ServiceKey, payload: bytes,
+                with_stats: bool = True) -> tuple[Dest, DestStats]:
     """Decode one ``IPVS_CMD_NEW_DEST`` dump message; the raw fwd_method is read."""
     attrs = parse_attrs(parse_attrs(payload, _GENL.size)[ATTR_DEST])
     family_raw = attrs.get(DEST_ADDR_FAMILY)
@@ -215,6 +217,8 @@ def decode_dest(service: ServiceKey, payload: bytes) -> tuple[Dest, DestStats]:
     method = METHOD_NAME.get(u32(DEST_FWD_METHOD) & 0x7, "nat")
     dest = Dest(key, weight=u32(DEST_WEIGHT), method=method,
                 upper_threshold=u32(DEST_U_THRESH), lower_threshold=u32(DEST_L_THRESH))
+    if not with_stats:
+        return dest, _NO_DEST_STATS
     stats = DestStats(u32(DEST_ACTIVE), u32(DEST_INACTIVE), u32(DEST_PERSIST),
                       _stats(attrs.get(DEST_STATS64)))
     return dest, stats

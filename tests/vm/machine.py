@@ -69,10 +69,13 @@ class Vm:
             die_with_parent()
             setns(switch_ns)
 
-        log = (workdir / "qemu.log").open("wb")
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=preexec,
-        )
+        # preexec_fn is the only way to prctl/setns the child; the test process does
+        # not fork while other threads hold locks at this point.
+        with (workdir / "qemu.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                preexec_fn=preexec,  # noqa: PLW1509
+            )
         self.sock: socket.socket | None = None
         self._buffer = b""
         self._seq = 0
