@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def reject_control_chars(value: str) -> str:
@@ -25,7 +25,7 @@ def reject_control_chars(value: str) -> str:
 
 
 def parse_duration(value: Any) -> Any:
-    """Accept seconds as a number, or a string such as '100ms', '2s', '3h'."""
+    """Accept seconds as a number, or a string such as '100ms', '2s', '3h', '1d'."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '250ms'")
     if isinstance(value, int | float):
@@ -33,7 +33,7 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
-            raise ValueError(f"{value!r} is not a duration (use e.g. 250ms, 2s, 5m, 3h)")
+            raise ValueError(f"{value!r} is not a duration (use e.g. 250ms, 2s, 5m, 3h, 1d)")
         return float(match.group(1)) * _UNIT_S[match.group(2)]
     return value
 
