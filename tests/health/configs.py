@@ -9,10 +9,10 @@ from speaker.config import AppConfig
 
 def service(name: str, backends: list[dict[str, Any]], health: dict[str, Any] | None = None,
             *, vip: str = "203.0.113.10", ports: list[int] | None = None,
-            quorum: dict[str, Any] | None = None) -> dict[str, Any]:
+            quorum: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """One service dict (announced over L2 so that no bgp section is needed)."""
     out: dict[str, Any] = {"name": name, "vip": vip, "ports": ports or [80],
-                           "announce": "l2", "backends": backends}
+                           "announce": "l2", "backends": backends, **extra}
     if health is not None:
         out["health"] = health
     if quorum is not None:

@@ -62,10 +62,27 @@ async def _read_until_match(sock: socket.socket, pattern: re.Pattern[bytes]) -> 
     return pattern.search(data) is not None
 
 
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|[rnt0\\])")
+_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\0", "\\": b"\\"}
+
+
+def decode_payload(text: str) -> bytes:
+    """`tcp.send` with the escapes \\r \\n \\t \\0 \\\\ \\xHH decoded (the config
+    refuses raw control characters, so a line terminator is written as \\r\\n)."""
+    out, pos = bytearray(), 0
+    for match in _ESCAPE.finditer(text):
+        out += text[pos:match.start()].encode()
+        code = match.group(1)
+        out += bytes([int(code[1:], 16)]) if code[0] == "x" else _ESCAPES[code]
+        pos = match.end()
+    out += text[pos:].encode()
+    return bytes(out)
+
+
 def tcp_probe(target: Target) -> Probe:
     """Probe for a `tcp` check."""
     params = target.check.tcp
-    payload = params.send.encode() if params and params.send else b""
+    payload = decode_payload(params.send) if params and params.send else b""
     pattern = re.compile(params.expect.encode()) if params and params.expect else None
 
     async def probe() -> Outcome:
