@@ -81,6 +81,13 @@ def encode_op(family_id: int, op: Op, seq: int) -> bytes:
     return codec.message(family_id, codec.CMD_DEL_DEST, body, seq)
 
 
+def _benign(op: Op, err: int) -> bool:
+    """EEXIST on an add, ENOENT/ESRCH on an edit or delete: the goal is met (or near)."""
+    if isinstance(op, AddService | AddDest):
+        return err == errno.EEXIST
+    return err in _ABSENT
+
+
 def _followup(op: Op, err: int) -> Op | None:
     """The op that completes ``op`` after a benign error, or None if it is done."""
     if err == errno.EEXIST and isinstance(op, AddService):
@@ -170,12 +177,10 @@ class IpvsKernel:
             sent += len(pending)
             followups: list[Op] = []
             for op, err in self._send_batch(pending):
-                if err in (errno.EEXIST, *_ABSENT):
-                    nxt = _followup(op, err)
-                    if nxt is not None:
-                        followups.append(nxt)
-                else:
+                if not _benign(op, err):
                     hard.append((op, err))
+                elif (nxt := _followup(op, err)) is not None:
+                    followups.append(nxt)
             if not followups:
                 break
             pending = followups
