@@ -1,0 +1,394 @@
+"""ExaBgpSpeaker: the BgpSpeaker seam, with ExaBGP as a supervised child.
+
+Three tasks run under `run()`: the supervisor of the ExaBGP process (config
+written, started, restarted with backoff, restarted on a config change), the
+sync worker (the only writer to the bridge: sends the difference between the
+desired set and what ExaBGP acknowledged, replays the full set plus End-of-RIB
+when a session comes up, and resynchronises on every new bridge connection),
+and the diagnosis of sessions that do not come up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+
+from speaker.bgp import commands as cmd
+from speaker.bgp.channel import BridgeConnection, BridgeServer, ConnectionLostError, Reply
+from speaker.bgp.diagnose import explain, read_sockets
+from speaker.bgp.events import StateEvent, established_from_summary
+from speaker.bgp.exaconf import argv, default_executable, environment, package_root, render_config
+from speaker.bgp.metrics import ANNOUNCED_PREFIXES, EXABGP_RESTARTS, UPDATES
+from speaker.bgp.plan import Peer, desired_for, diff, peers_from_config, unplaced
+from speaker.bgp.process import (
+    STABLE_AFTER_S,
+    ExaBgpProcess,
+    detect_version,
+    restart_delay,
+    source_address,
+)
+from speaker.bgp.sessions import SessionTable
+from speaker.config import AppConfig
+from speaker.logs import event_log
+from speaker.model import BgpAnnouncement, IPAddress, IPNetwork, PeerState
+from speaker.seams import Wake
+
+LOG = event_log(__name__)
+DIAGNOSE_EVERY_S = 2.0
+WITHDRAW_SETTLE_S = 0.2
+"""After the acks of a planned withdraw, time for ExaBGP to put the UPDATEs on
+the wire before it may be stopped (with graceful restart it closes silently)."""
+
+
+class ExaBgpSpeaker:
+    """BGP speaker (speaker.seams.BgpSpeaker) backed by an ExaBGP child process.
+
+    `runtime_dir` (absolute) holds the generated config and the bridge socket.
+    `netns` runs ExaBGP inside that network namespace (`ip netns exec`), for
+    tests that keep the speaker itself in the host namespace. `clock` is the
+    monotonic time source of session timestamps."""
+
+    def __init__(self, config: AppConfig, wake: Wake, *, runtime_dir: Path,
+                 netns: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 reactor_speed: float | None = None) -> None:
+        self._config = config
+        self._wake = wake
+        self._dir = runtime_dir.resolve()
+        self._netns = netns
+        self._clock = clock
+        self._reactor_speed = reactor_speed
+        self._sessions = SessionTable(self._peer_list(config), clock)
+        self._desired: frozenset[BgpAnnouncement] = frozenset()
+        self._ribs: dict[str, dict[IPNetwork, BgpAnnouncement]] = {
+            name: {} for name in self._sessions.peers}
+        self._replay: set[str] = set()
+        self._resync_all = False
+        self._generation = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._kick = asyncio.Event()
+        self._config_changed = asyncio.Event()
+        self._conn: BridgeConnection | None = None
+        self._process = ExaBgpProcess(self._exabgp_output)
+        self._server = BridgeServer(self._dir / "bridge.sock", self._on_connect, self._on_state)
+        self._log_tail: deque[str] = deque(maxlen=40)
+        self._restarts = 0
+        self._version = ""
+        self._last_exit: int | None = None
+
+    @staticmethod
+    def _peer_list(config: AppConfig) -> tuple[Peer, ...]:
+        return peers_from_config(config.bgp) if config.bgp is not None else ()
+
+    # -- Component ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run ExaBGP and keep it in step with the desired routes until cancelled."""
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self._server.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._supervise())
+                tg.create_task(self._sync_loop())
+                tg.create_task(self._diagnose_loop())
+        finally:
+            await self._server.close()
+            await self._process.stop()
+            self._sessions.exabgp_stopped("stopped")
+
+    def reconfigure(self, config: AppConfig) -> None:
+        """Adopt a new config. Peers or speaker settings changed: ExaBGP is restarted
+        with a new config (sessions re-form; graceful restart keeps routes at peers)."""
+        old = self._config
+        self._config = config
+        if old.bgp == config.bgp and old.node.router_id == config.node.router_id:
+            return
+        self._sessions.set_peers(self._peer_list(config))
+        self._ribs = {name: self._ribs.get(name, {}) for name in self._sessions.peers}
+        LOG.info("bgp_reconfigured", reason="config_changed", peers=len(self._ribs))
+        self._config_changed.set()
+
+    def status(self) -> dict[str, object]:
+        """Sessions (state, since, reason, detail), what is announced to whom, ExaBGP."""
+        now = self._clock()
+        sessions: dict[str, object] = {}
+        for name, state in self.sessions().items():
+            session = self._sessions.get(name)
+            sessions[name] = {"address": state.address, "state": state.state,
+                              "since": state.since, "for_s": round(now - state.since, 3),
+                              "reason": state.reason,
+                              "detail": session.detail if session else "",
+                              "announced": state.announced}
+        announced = {name: sorted(p.with_prefixlen for p in rib)
+                     for name, rib in sorted(self._ribs.items())}
+        return {
+            "exabgp": {"running": self._process.pid is not None, "pid": self._process.pid,
+                       "version": self._version, "restarts": self._restarts,
+                       "last_exit": self._last_exit, "log_tail": list(self._log_tail)[-10:]},
+            "sessions": sessions,
+            "announced": announced,
+            "desired": len(self._desired),
+            "unplaced": [a.prefix.with_prefixlen
+                         for a in unplaced(self._sessions.peers.values(), self._desired)],
+        }
+
+    # -- BgpSpeaker -----------------------------------------------------------------------
+
+    async def set(self, announcements: Collection[BgpAnnouncement]) -> None:
+        """Make exactly these routes announced. Returns once ExaBGP acknowledged the
+        change, or at once while ExaBGP is down (the routes follow when it is back).
+        Raises UnsafeValueError (nothing changes) if a value could not be sent safely."""
+        wanted = frozenset(announcements)
+        for ann in wanted:  # defence in depth: render everything before accepting
+            cmd.attributes(ann, local_asn=1, ibgp=False)
+            cmd.prefix_token(ann.prefix)
+        self._desired = wanted
+        self._generation += 1
+        if self._conn is None or self._conn.closed.is_set():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._generation, future))
+        self._kick.set()
+        await future
+
+    def announced(self) -> frozenset[BgpAnnouncement]:
+        """Announcements ExaBGP acknowledged for at least one peer."""
+        return frozenset(a for rib in self._ribs.values() for a in rib.values())
+
+    def sessions(self) -> Mapping[str, PeerState]:
+        """Session state per peer name."""
+        return self._sessions.states(lambda name: len(self._ribs.get(name, {})))
+
+    async def withdraw_all(self) -> None:
+        """Withdraw every route, wait for the acks, then give ExaBGP a moment to
+        send the UPDATEs (planned stop: with graceful restart negotiated ExaBGP
+        closes without NOTIFICATION, so routes must be gone before)."""
+        had_routes = any(self._ribs.values())
+        await self.set(())
+        if had_routes and self._conn is not None and not self._conn.closed.is_set():
+            await asyncio.sleep(WITHDRAW_SETTLE_S)
+        LOG.info("bgp_withdrawn_all", reason="planned_stop")
+
+    # -- ExaBGP process ---------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        quick_failures = 0
+        while True:
+            self._config_changed.clear()
+            started = self._clock()
+            planned = False
+            try:
+                planned = await self._run_exabgp()
+            except (OSError, RuntimeError, ValueError) as exc:
+                LOG.error("exabgp_start_failed", reason="start_failed", error=repr(exc))
+            self._after_exit("exabgp_restarting" if planned else "exabgp_exited")
+            if planned:
+                quick_failures = 0
+                continue
+            self._restarts += 1
+            EXABGP_RESTARTS.inc()
+            if self._clock() - started >= STABLE_AFTER_S:
+                quick_failures = 0
+            delay = restart_delay(quick_failures)
+            quick_failures += 1
+            LOG.warning("exabgp_restart_scheduled", reason="exabgp_exited", delay_s=delay,
+                        exit_code=self._last_exit)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._config_changed.wait(), delay)
+
+    async def _run_exabgp(self) -> bool:
+        """One life of ExaBGP; True if it was stopped for a config change."""
+        bgp = self._config.bgp
+        if bgp is None:
+            self._sessions.exabgp_stopped("bgp_not_configured")
+            await self._config_changed.wait()
+            return True
+        exe = Path(bgp.exabgp) if bgp.exabgp else default_executable()
+        version = await detect_version(exe)
+        self._version = version.text
+        local: dict[str, IPAddress] = {}
+        for peer in bgp.peers:
+            if peer.local_address is None:
+                found = await source_address(peer.address, self._netns)
+                if found is not None:
+                    local[peer.name] = found
+        text = render_config(bgp, node_router_id=str(self._config.node.router_id),
+                             local_addresses=local, python=Path(sys.executable),
+                             bridge_socket=self._server.path)
+        conf = self._dir / "exabgp.conf"
+        tmp = conf.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, conf)
+        bind = tuple(str(p.local_address or local.get(p.name) or "") for p in bgp.peers
+                     if p.passive)
+        env = environment(os.environ, python_path=package_root(), bind=bind,
+                          reactor_speed=self._reactor_speed)
+        self._sessions.exabgp_started()
+        run = asyncio.create_task(self._process.run_once(argv(exe, conf, version, self._netns),
+                                                         env, self._dir))
+        change = asyncio.create_task(self._config_changed.wait())
+        try:
+            await asyncio.wait({run, change}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            change.cancel()
+            if not run.done():
+                await self._process.stop()
+            self._last_exit = await run
+        return self._config_changed.is_set()
+
+    def _after_exit(self, reason: str) -> None:
+        self._sessions.exabgp_stopped(reason)
+        for name in self._ribs:  # ExaBGP's RIB died with it
+            self._ribs[name] = {}
+            ANNOUNCED_PREFIXES.labels(name).set(0)
+        if self._conn is not None:
+            self._conn.close()
+        self._release_waiters()
+        self._wake("exabgp_exited")
+
+    def _exabgp_output(self, line: str) -> None:
+        self._log_tail.append(line)
+        lowered = line.lower()
+        if "error" in lowered or "critical" in lowered or "traceback" in lowered:
+            LOG.warning("exabgp_output", reason="exabgp_error", line=line[:300])
+        else:
+            LOG.debug("exabgp_output", reason="exabgp_log", line=line[:300])
+
+    # -- Bridge events ----------------------------------------------------------------------
+
+    def _on_connect(self, conn: BridgeConnection) -> None:
+        self._conn = conn
+        self._resync_all = True
+        self._kick.set()
+
+    def _on_state(self, event: StateEvent) -> None:
+        name = self._sessions.on_event(event)
+        session = self._sessions.get(name) if name is not None else None
+        if name is None or session is None:
+            return
+        LOG.info(f"bgp_session_{event.state}", reason=session.reason, peer=name,
+                 detail=session.detail)
+        if event.state == "up":
+            self._replay.add(name)
+            self._kick.set()
+        self._wake(f"bgp_session_{event.state}")
+
+    # -- Sync worker --------------------------------------------------------------------------
+
+    def _release_waiters(self, upto: int | None = None) -> None:
+        keep = []
+        for gen, fut in self._waiters:
+            if upto is None or gen <= upto:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((gen, fut))
+        self._waiters = keep
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            conn = self._conn
+            if conn is None or conn.closed.is_set():
+                self._release_waiters()
+                continue
+            generation = self._generation
+            try:
+                await self._sync(conn)
+            except ConnectionLostError:
+                self._release_waiters()
+                continue
+            self._release_waiters(generation)
+
+    async def _sync(self, conn: BridgeConnection) -> None:
+        full: set[str] = set()
+        if self._resync_all:
+            self._resync_all = False
+            reply = await conn.barrier(cmd.SUMMARY.line)
+            established = established_from_summary(list(reply.lines))
+            for name, peer in self._sessions.peers.items():
+                if peer.address in established and self._sessions.mark_up(name):
+                    self._replay.add(name)
+                    self._wake("bgp_session_up")
+            full = set(self._sessions.peers)
+        replay, self._replay = self._replay, set()
+        commands: list[cmd.Command] = []
+        for name, peer in self._sessions.peers.items():
+            desired = desired_for(peer, self._desired)
+            withdraw, announce = diff(desired, self._ribs.get(name, {}))
+            if name in full or name in replay:
+                announce = tuple(sorted(desired.values()))
+            commands += cmd.withdraw_commands(name, str(peer.address), withdraw)
+            commands += cmd.announce_commands(name, str(peer.address), announce,
+                                              local_asn=self._local_asn(), ibgp=peer.ibgp)
+        try:
+            await self._send(conn, commands)
+        except ConnectionLostError:
+            self._replay |= replay
+            raise
+        for name in sorted(replay):
+            up_peer = self._sessions.peers.get(name)
+            if up_peer is None or not self._sessions.is_up(name):
+                continue
+            for family in up_peer.families:
+                eor = cmd.eor_command(name, str(up_peer.address), family)
+                reply = await conn.barrier(eor.line)
+                UPDATES.labels(name, "eor" if reply.ok else "error").inc()
+        for name, rib in self._ribs.items():
+            ANNOUNCED_PREFIXES.labels(name).set(len(rib))
+
+    def _local_asn(self) -> int:
+        return self._config.bgp.local_asn if self._config.bgp is not None else 0
+
+    async def _send(self, conn: BridgeConnection, commands: list[cmd.Command]) -> None:
+        futures: list[tuple[cmd.Command, asyncio.Future[Reply]]] = []
+        try:
+            for command in commands:
+                futures.append((command, await conn.submit(command.line)))  # noqa: PERF401 - awaits
+            for command, future in futures:
+                reply = await conn.wait(future)
+                self._apply(command, reply.ok)
+        except ConnectionLostError:
+            for command, future in futures:
+                acked = future.done() and not future.cancelled() and future.exception() is None
+                if not acked and command.kind == "announce":  # unknown outcome: assume it landed
+                    self._apply(command, True, count=False)
+            raise
+
+    def _apply(self, command: cmd.Command, ok: bool, count: bool = True) -> None:
+        rib = self._ribs.setdefault(command.peer, {})
+        if not ok:
+            UPDATES.labels(command.peer, "error").inc(len(command.prefixes))
+            return
+        if command.kind == "announce":
+            for ann in command.announcements:
+                rib[ann.prefix] = ann
+        elif command.kind == "withdraw":
+            for prefix in command.prefixes:
+                rib.pop(prefix, None)
+        if count:
+            UPDATES.labels(command.peer, command.kind).inc(len(command.prefixes))
+
+    # -- Diagnosis ------------------------------------------------------------------------------
+
+    async def _diagnose_loop(self) -> None:
+        while True:
+            await asyncio.sleep(DIAGNOSE_EVERY_S)
+            pid = self._process.pid
+            if pid is None:
+                continue
+            now = self._clock()
+            sockets = None
+            for name, peer in self._sessions.peers.items():
+                session = self._sessions.get(name)
+                if session is None or session.state == "up" or now - session.since < 3.0:
+                    continue
+                if sockets is None:
+                    sockets = read_sockets(pid)
+                self._sessions.diagnosed(name, explain(peer.address, peer.md5, sockets))
