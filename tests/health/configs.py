@@ -20,10 +20,14 @@ def service(name: str, backends: list[dict[str, Any]], health: dict[str, Any] | 
     return out
 
 
-def app(*services: dict[str, Any]) -> AppConfig:
-    """A whole appliance config holding these services."""
-    return AppConfig.model_validate({
+def app(*services: dict[str, Any], bgp: bool = False) -> AppConfig:
+    """A whole appliance config holding these services (with a BGP peer if `bgp`)."""
+    data: dict[str, Any] = {
         "node": {"name": "lb1", "router_id": "192.0.2.1",
                  "interfaces": [{"name": "eth0", "role": "both"}]},
         "services": list(services),
-    })
+    }
+    if bgp:
+        data["bgp"] = {"local_asn": 65010, "peers": [
+            {"name": "r1", "address": "192.0.2.254", "asn": 65000}]}
+    return AppConfig.model_validate(data)

@@ -61,8 +61,8 @@ class HttpServer:
             req = {"request": lines[0]} | {
                 k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
             self.requests.append(req)
-            await self._respond(mode, writer)
-            self.served[mode] += 1
+            self.served[mode] += 1  # counted before the reply leaves: a client that
+            await self._respond(mode, writer)  # has seen it always finds it counted
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
