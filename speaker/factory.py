@@ -7,11 +7,12 @@ supervisor with `speaker.fakes` instead (see Supervisor's `build` argument).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from speaker.config import AppConfig
 from speaker.reconcile.apply import Parts
-from speaker.seams import Election, HealthSource, Wake
+from speaker.seams import Election, Forwarder, HealthSource, Wake
 
 
 @dataclass(slots=True)
@@ -37,20 +38,42 @@ def uses_l2(config: AppConfig) -> bool:
     return any(s.announce in ("l2", "both") for s in config.services)
 
 
+def managed_ranges(config: AppConfig) -> list[IPv4Network | IPv6Network]:
+    """VIP ranges edge-speaker manages: dataplane.owned_ranges, bgp.pools, every VIP."""
+    ranges: list[IPv4Network | IPv6Network] = list(config.dataplane.owned_ranges)
+    if config.bgp is not None:
+        ranges += config.bgp.pools
+    ranges += [ip_network(s.vip) for s in config.services]
+    return ranges
+
+
+def build_forwarder(config: AppConfig) -> Forwarder:
+    """The IPVS forwarder, or StartupError naming the missing kernel module."""
+    from dataplane.ipvs.detect import IpvsUnavailableError, require_ipvs
+    from dataplane.ipvs.forwarder import IpvsForwarder
+    from dataplane.ipvs.ownership import Ownership
+
+    try:
+        require_ipvs()
+    except IpvsUnavailableError as exc:
+        raise StartupError(f"{exc} (or set dataplane.ipvs: false for announce-only)") from None
+    marks = config.dataplane.owned_fwmarks
+    ownership = Ownership(
+        vip_ranges=tuple(r for r in config.dataplane.owned_ranges + (
+            config.bgp.pools if config.bgp else [])),
+        fwmarks=range(marks[0], marks[1] + 1) if marks else range(0),
+    )
+    config.dataplane.state_file.parent.mkdir(parents=True, exist_ok=True)
+    return IpvsForwarder(ownership, state_file=config.dataplane.state_file)
+
+
 def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
     """Instantiate the real parts this config needs."""
-    from dataplane.addresses import LoAddresses
+    from dataplane.addresses import VipAddresses
     from speaker.election import make_election
     from speaker.health import HealthChecker
 
-    forwarder = None
-    if config.dataplane.ipvs:
-        from dataplane.forwarder import IpvsForwarder, IpvsUnavailableError
-
-        try:
-            forwarder = IpvsForwarder.from_config(config)
-        except IpvsUnavailableError as exc:
-            raise StartupError(str(exc)) from None
+    forwarder = build_forwarder(config) if config.dataplane.ipvs else None
     bgp = None
     if uses_bgp(config):
         from speaker.bgp import ExaBgpSpeaker
@@ -61,5 +84,6 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
         from speaker.l2 import L2Responder
 
         l2 = L2Responder(config, wake)
-    parts = Parts(LoAddresses(config.dataplane.vip_interface), forwarder, bgp, l2)
+    addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
+    parts = Parts(addresses, forwarder, bgp, l2)
     return Built(parts, HealthChecker(config, wake), make_election(config, wake))

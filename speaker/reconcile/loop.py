@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dataplane.ipvs.model import IpvsTable
+from dataplane.ipvs.model import IpvsTable, ServiceKey
 from speaker.config import AppConfig
 from speaker.logs import event_log
 from speaker.metrics import RECONCILE_DURATION, VIP_ANNOUNCED
@@ -119,7 +119,7 @@ class Reconciler:
             try:
                 observed = await self.observe()
                 desired = self.compute(start)
-                ops = plan(desired, observed, self._owned)
+                ops = plan(desired, observed, self._owner(desired))
                 ops_count = len(ops)
                 result = await apply(ops, observed, self.parts)
                 errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
@@ -142,9 +142,13 @@ class Reconciler:
                     self.on_first_success()
             return self.last
 
-    def _owned(self, key: object) -> bool:
+    def _owner(self, desired: Desired) -> Callable[[ServiceKey], bool]:
+        """A configured service is ours; any other one only if the forwarder says so."""
         forwarder = self.parts.forwarder
-        return forwarder.owned(key) if forwarder is not None else True  # type: ignore[arg-type]
+        wanted = desired.ipvs.services
+        if forwarder is None:
+            return lambda key: key in wanted
+        return lambda key: key in wanted or forwarder.owned(key)
 
     def _export(self, desired: Desired) -> None:
         for d in desired.decisions:
