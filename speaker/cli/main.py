@@ -7,6 +7,7 @@ import click
 from speaker.cli.config_cmd import config
 from speaker.cli.daemon_cmd import drain, reload, run, status, undrain
 from speaker.cli.lab_cmd import demo, lab
+from speaker.routercfg.cli import router_config
 from speaker.supervisor import package_version
 
 
@@ -16,5 +17,5 @@ def main() -> None:
     """edge-speaker: announce, fail over and forward service VIPs."""
 
 
-for command in (config, run, status, reload, drain, undrain, lab, demo):
+for command in (config, run, status, reload, drain, undrain, router_config, lab, demo):
     main.add_command(command)
