@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -38,18 +39,26 @@ def lab() -> None:
 
 
 @lab.command()
-def up() -> None:
+@click.option("--appliances", default=2, show_default=True, help="Appliances (1-9).")
+@click.option("--backends", default=3, show_default=True, help="HTTP backends (1-50).")
+@click.option("--quorum", default=2, show_default=True, help="Minimum healthy backends.")
+def up(appliances: int, backends: int, quorum: int) -> None:
     """Build the lab and keep it running until Ctrl-C (then remove it)."""
     _need_root()
     from speaker.lab.demo import PREFIX
     from speaker.lab.netns import Lab
-    from speaker.lab.topology import build_demo, describe, to_json
+    from speaker.lab.topology import LabSpec, build_demo, describe, to_json
+
+    try:
+        spec = LabSpec(appliances, backends, quorum)
+    except ValueError as exc:
+        fail(str(exc), 2)
 
     workdir = Path(tempfile.mkdtemp(prefix="edge-speaker-lab-"))
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     with Lab(PREFIX) as the_lab:
-        demo_lab = build_demo(the_lab, workdir)
+        demo_lab = build_demo(the_lab, workdir, spec)
         demo_lab.wait("appliances ready", lambda: all(
             (a.status() or {}).get("ready") for a in demo_lab.appliances))
         STATE.write_text(to_json(describe(demo_lab)))
@@ -66,6 +75,7 @@ def up() -> None:
             pass
         finally:
             STATE.unlink(missing_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)
     click.echo("lab removed")
 
 

@@ -25,11 +25,35 @@ from speaker.lab.netns import Lab, Namespace
 VIP = "203.0.113.10"
 ROUTER_ASN = 65000
 APPLIANCE_ASN = 65010
-BACKENDS = {"be1": "198.51.100.21", "be2": "198.51.100.22", "be3": "198.51.100.23"}
 
 
-def appliance_config(index: int, workdir: Path) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class LabSpec:
+    """The short description a lab is built from."""
+
+    appliances: int = 2
+    """Appliance namespaces lb1..lbN, each running `speaker run` (1-9)."""
+    backends: int = 3
+    """Backend namespaces be1..beM, each running an HTTP server on :8080 (1-50)."""
+    quorum: int = 2
+    """Minimum healthy backends for the VIP to be announced."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.appliances <= 9 or not 1 <= self.backends <= 50:
+            raise ValueError("a lab has 1-9 appliances and 1-50 backends")
+        if not 0 <= self.quorum <= self.backends:
+            raise ValueError("quorum must be between 0 and the number of backends")
+
+    def backend_addresses(self) -> dict[str, str]:
+        """Backend name -> address (198.51.100.21 upwards)."""
+        return {f"be{i}": f"198.51.100.{20 + i}" for i in range(1, self.backends + 1)}
+
+
+
+
+def appliance_config(index: int, workdir: Path, spec: LabSpec | None = None) -> dict[str, Any]:
     """The YAML config of appliance lb<index> in the demo."""
+    spec = spec or LabSpec()
     name = f"lb{index}"
     return {
         "node": {"name": name, "router_id": f"192.0.2.1{index}",
@@ -45,10 +69,11 @@ def appliance_config(index: int, workdir: Path) -> dict[str, Any]:
                 "pools": ["203.0.113.0/24"]},
         "services": [{
             "name": "web", "vip": VIP, "ports": [80], "scheduler": "wlc",
-            "backends": [{"address": a, "port": 8080, "name": n} for n, a in BACKENDS.items()],
+            "backends": [{"address": a, "port": 8080, "name": n}
+                         for n, a in spec.backend_addresses().items()],
             "health": {"type": "http", "interval": "250ms", "timeout": "200ms", "rise": 2,
                        "fall": 2, "http": {"path": "/", "expect_status": ["200"]}},
-            "quorum": {"min_healthy": 2, "below": "withdraw"},
+            "quorum": {"min_healthy": spec.quorum, "below": "withdraw"},
         }],
         "dataplane": {"ipvs": False},
         "api": {"socket": str(workdir / f"{name}.sock")},
@@ -104,6 +129,7 @@ class DemoLab:
     workdir: Path
     router: BirdRouter
     client: Namespace
+    spec: LabSpec = field(default_factory=LabSpec)
     appliances: list[Appliance] = field(default_factory=list)
     backends: dict[str, tuple[Namespace, subprocess.Popen[Any] | None]] = field(
         default_factory=dict)
@@ -112,7 +138,8 @@ class DemoLab:
         """(Re)start the HTTP server of one backend."""
         ns, _ = self.backends[name]
         proc = ns.spawn([sys.executable, "-m", "http.server", "8080", "--bind",
-                         BACKENDS[name], "--directory", str(self.workdir)])
+                         self.spec.backend_addresses()[name], "--directory",
+                         str(self.workdir)])
         self.backends[name] = (ns, proc)
 
     def stop_backend(self, name: str) -> None:
@@ -136,8 +163,10 @@ class DemoLab:
         raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def build_demo(lab: Lab, workdir: Path, appliances: int = 2) -> DemoLab:
+def build_demo(lab: Lab, workdir: Path, spec: LabSpec | None = None) -> DemoLab:
     """Create the topology and start BIRD, backends and `speaker run` processes."""
+    spec = spec or LabSpec()
+    appliances = spec.appliances
     front, back = lab.switch("front"), lab.switch("back")
     r1, client = lab.host("r1"), lab.host("client")
     lab.connect(r1, front, "eth0", ["192.0.2.1/24"])
@@ -146,8 +175,8 @@ def build_demo(lab: Lab, workdir: Path, appliances: int = 2) -> DemoLab:
     neighbors = [BirdNeighbor(f"lb{i}", f"192.0.2.1{i}", APPLIANCE_ASN)
                  for i in range(1, appliances + 1)]
     router = BirdRouter(r1, workdir, bird_config("192.0.2.1", ROUTER_ASN, neighbors))
-    demo = DemoLab(lab, workdir, router, client)
-    for name, address in BACKENDS.items():
+    demo = DemoLab(lab, workdir, router, client, spec)
+    for name, address in spec.backend_addresses().items():
         ns = lab.host(name)
         lab.connect(ns, back, "eth0", [f"{address}/25"])
         demo.backends[name] = (ns, None)
@@ -157,7 +186,7 @@ def build_demo(lab: Lab, workdir: Path, appliances: int = 2) -> DemoLab:
         lab.connect(ns, front, "eth0", [f"192.0.2.1{i}/24"])
         lab.connect(ns, back, "eth1", [f"198.51.100.1{i}/25"])
         ns.run("ip", "route", "add", "default", "via", "192.0.2.1")
-        cfg = appliance_config(i, workdir)
+        cfg = appliance_config(i, workdir, spec)
         path = workdir / f"lb{i}.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         app = Appliance(f"lb{i}", ns, path, Path(cfg["api"]["socket"]),
