@@ -7,9 +7,10 @@ from speaker.routercfg.common import (
     exact_host,
     family_of_address,
     header_lines,
+    policy_families,
     quoted,
 )
-from speaker.routercfg.model import FAMILIES, Family, Neighbor, Router, RouterConfigModel
+from speaker.routercfg.model import Family, Neighbor, Router, RouterConfigModel
 
 CHANNEL = {"ipv4-unicast": "ipv4", "ipv6-unicast": "ipv6"}
 DEFAULT_NET = {"ipv4-unicast": "0.0.0.0/0", "ipv6-unicast": "::/0"}
@@ -40,7 +41,7 @@ def _filter_name(policy: str, family: Family) -> str:
 def _filters(router: Router) -> list[str]:
     out: list[str] = []
     for policy in router.policies:
-        for family in FAMILIES:
+        for family in policy_families(router, policy.name):
             name = _filter_name(policy.name, family)
             prefixes = policy.prefixes(family)
             out.append(f"filter {name} {{")
@@ -52,7 +53,7 @@ def _filters(router: Router) -> list[str]:
             else:
                 out.append(f"  # no {family} pool: accept nothing")
             out += ["  reject;", "}", ""]
-    for family in FAMILIES:
+    for family in router.families():
         out.append(f"filter edge_speaker_out_{SHORT[family]} {{")
         if router.export_default:
             out.append(f"  if net = {DEFAULT_NET[family]} then accept;")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from speaker.routercfg.model import Family, IPNetwork, Neighbor, Router, RouterConfigModel
+from speaker.routercfg.model import (
+    FAMILIES,
+    Family,
+    IPNetwork,
+    Neighbor,
+    Router,
+    RouterConfigModel,
+)
 
 HOST_LENGTH = {"ipv4-unicast": 32, "ipv6-unicast": 128}
 """Only host routes are accepted: /32 for IPv4, /128 for IPv6."""
@@ -60,3 +67,9 @@ def policy_name(name: str, family: Family) -> str:
 def quoted(text: str) -> str:
     """A double-quoted string; the model guarantees no quote or backslash inside."""
     return f'"{text}"'
+
+
+def policy_families(router: Router, policy: str) -> tuple[Family, ...]:
+    """Families carried by the neighbors that use import policy `policy` (fixed order)."""
+    users = [n for n in router.neighbors if n.import_policy == policy]
+    return tuple(f for f in FAMILIES if any(f in n.families for n in users))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from speaker.routercfg.common import exact_host, header_lines, neighbors_in, policy_name
-from speaker.routercfg.model import FAMILIES, Family, Neighbor, Router, RouterConfigModel
+from speaker.routercfg.common import (
+    exact_host,
+    header_lines,
+    neighbors_in,
+    policy_families,
+    policy_name,
+)
+from speaker.routercfg.model import Family, Neighbor, Router, RouterConfigModel
 
 EXPORT_POLICY = "EDGE-SPEAKER-OUT"
 AFI = {"ipv4-unicast": "ipv4", "ipv6-unicast": "ipv6"}
@@ -17,7 +23,7 @@ def render(model: RouterConfigModel, router: Router) -> str:
     out = [f"! {line}".rstrip() for line in header_lines(model, router, "eos")]
     out.append("!")
     for policy in router.policies:
-        for family in FAMILIES:
+        for family in policy_families(router, policy.name):
             name = policy_name(policy.name, family)
             prefixes = policy.prefixes(family)
             if not prefixes:

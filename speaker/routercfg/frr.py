@@ -6,9 +6,10 @@ from speaker.routercfg.common import (
     exact_host,
     header_lines,
     neighbors_in,
+    policy_families,
     policy_name,
 )
-from speaker.routercfg.model import FAMILIES, Family, Neighbor, Router, RouterConfigModel
+from speaker.routercfg.model import Family, Neighbor, Router, RouterConfigModel
 
 EXPORT_POLICY = "EDGE-SPEAKER-OUT"
 AFI = {"ipv4-unicast": "ipv4 unicast", "ipv6-unicast": "ipv6 unicast"}
@@ -29,7 +30,7 @@ def render(model: RouterConfigModel, router: Router) -> str:
 def _policies(router: Router) -> list[str]:
     out: list[str] = []
     for policy in router.policies:
-        for family in FAMILIES:
+        for family in policy_families(router, policy.name):
             name = policy_name(policy.name, family)
             prefixes = policy.prefixes(family)
             if not prefixes:

@@ -7,8 +7,8 @@ router are left alone.
 
 from __future__ import annotations
 
-from speaker.routercfg.common import exact_host, header_lines, policy_name, quoted
-from speaker.routercfg.model import FAMILIES, Router, RouterConfigModel
+from speaker.routercfg.common import exact_host, header_lines, policy_families, policy_name, quoted
+from speaker.routercfg.model import Router, RouterConfigModel
 
 ALL_APPLIANCES = "EDGE-SPEAKER-APPLIANCES"
 DEFAULT_NET = {"ipv4-unicast": "0.0.0.0/0", "ipv6-unicast": "::/0"}
@@ -68,7 +68,7 @@ def render(model: RouterConfigModel, router: Router) -> str:
 def _defined_sets(router: Router) -> list[str]:
     out = []
     for policy in router.policies:
-        for family in FAMILIES:
+        for family in policy_families(router, policy.name):
             prefixes = policy.prefixes(family)
             if not prefixes:
                 continue
@@ -112,7 +112,7 @@ def _statement(name: str, conditions: list[tuple[str, str]], disposition: str) -
 def _policies(router: Router) -> list[str]:
     out = ["[[policy-definitions]]", '  name = "EDGE-SPEAKER-IN"']
     for policy in router.policies:
-        for family in FAMILIES:
+        for family in policy_families(router, policy.name):
             if policy.prefixes(family):
                 name = policy_name(policy.name, family)
                 out += _statement(f"accept-{name}", [("prefix", name),

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from speaker.routercfg.common import exact_host, header_lines, neighbors_in, policy_name
-from speaker.routercfg.model import FAMILIES, Family, Neighbor, Router, RouterConfigModel
+from speaker.routercfg.common import (
+    exact_host,
+    header_lines,
+    neighbors_in,
+    policy_families,
+    policy_name,
+)
+from speaker.routercfg.model import Family, Neighbor, Router, RouterConfigModel
 
 EXPORT_POLICY = "EDGE-SPEAKER-OUT"
 AFI = {"ipv4-unicast": "ipv4 unicast", "ipv6-unicast": "ipv6 unicast"}
@@ -23,7 +29,7 @@ def _policies(router: Router) -> list[str]:
     out: list[str] = []
     for policy in router.policies:
         sets = []
-        for family in FAMILIES:
+        for family in policy_families(router, policy.name):
             prefixes = policy.prefixes(family)
             if not prefixes:
                 continue

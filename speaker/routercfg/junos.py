@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from speaker.routercfg.common import exact_host, header_lines, quoted
-from speaker.routercfg.model import FAMILIES, Family, Neighbor, Router, RouterConfigModel
+from speaker.routercfg.common import exact_host, header_lines, policy_families, quoted
+from speaker.routercfg.model import Family, Neighbor, Router, RouterConfigModel
 
 EXPORT_POLICY = "EDGE-SPEAKER-OUT"
 ECMP_POLICY = "EDGE-SPEAKER-ECMP"
@@ -52,7 +52,7 @@ def _policy_options(t: _Tree, router: Router) -> None:
     t.open("policy-options")
     for policy in router.policies:
         t.open(f"policy-statement {policy.name}")
-        for family in FAMILIES:
+        for family in policy_families(router, policy.name):
             prefixes = policy.prefixes(family)
             if not prefixes:
                 continue
