@@ -82,6 +82,8 @@ class HealthChecker:
         self._healthy: dict[str, int] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self._running = False
+        self._durations = {kind: metrics.CHECK_DURATION.labels(kind)
+                           for kind in ("tcp", "http", "https", "dns", "exec")}
         self._adopt(config)
 
     # -- Component -----------------------------------------------------------------------
@@ -168,19 +170,21 @@ class HealthChecker:
         return worker.state
 
     async def _run_worker(self, worker: _Worker) -> None:
+        # Scheduled from the planned start, not from when the loop got round to it,
+        # so a busy loop does not stretch every interval by its lag.
+        due = self._clock() + worker.start_delay
         await asyncio.sleep(worker.start_delay)
         key = worker.target.key
         while True:
-            started = self._clock()
             state = await self.check_once(key)
-            due = next_start(started, self._clock(), state, worker.target.timers)
+            due = next_start(due, self._clock(), state, worker.target.timers)
             await asyncio.sleep(max(0.0, due - self._clock()))
 
     def _record(self, worker: _Worker, outcome: Outcome, latency: float, now: float) -> None:
         target = worker.target
         before = worker.state.up
         worker.state = record(worker.state, outcome, latency, now, target.timers)
-        metrics.CHECK_DURATION.labels(target.kind).observe(latency)
+        self._durations[target.kind].observe(latency)
         if not outcome.ok:
             metrics.CHECK_FAILURES.labels(target.service, target.label, outcome.reason).inc()
             worker.reasons_seen.add(outcome.reason)

@@ -50,6 +50,22 @@ def static_up(now: float) -> BackendState:
     return BackendState(up=True, since=now, reason="none", last_ok=True, last_reason="none")
 
 
+def _verdict(state: BackendState, ok: bool, result: str, now: float,
+             timers: Timers) -> tuple[bool | None, float, int, str]:
+    """(up, since, streak, reason) after one more result."""
+    if state.up is None:
+        if not ok:
+            return False, now, 0, result
+        if state.streak + 1 >= timers.rise:
+            return True, now, 0, OK
+        return None, state.since, state.streak + 1, state.reason
+    if ok == state.up:
+        return state.up, state.since, 0, OK if ok else result
+    if state.streak + 1 >= (timers.fall if state.up else timers.rise):
+        return ok, now, 0, OK if ok else result
+    return state.up, state.since, state.streak + 1, state.reason
+
+
 def record(state: BackendState, outcome: Outcome, latency: float, now: float,
            timers: Timers) -> BackendState:
     """The state after one more check result.
@@ -59,21 +75,9 @@ def record(state: BackendState, outcome: Outcome, latency: float, now: float,
     `rise`. Up: `fall` consecutive failures turn it down. Down: `rise`
     consecutive passes turn it up.
     """
-    base = replace(state, last_ok=outcome.ok, last_reason=outcome.reason, detail=outcome.detail,
-                   latency=latency, checked_at=now, checks=state.checks + 1)
-    if state.up is None:
-        if not outcome.ok:
-            return replace(base, up=False, since=now, reason=outcome.reason, streak=0)
-        if state.streak + 1 >= timers.rise:
-            return replace(base, up=True, since=now, reason=OK, streak=0)
-        return replace(base, streak=state.streak + 1)
-    if outcome.ok == state.up:
-        return replace(base, streak=0, reason=OK if state.up else outcome.reason)
-    needed = timers.fall if state.up else timers.rise
-    if state.streak + 1 >= needed:
-        return replace(base, up=outcome.ok, since=now, streak=0,
-                       reason=OK if outcome.ok else outcome.reason)
-    return replace(base, streak=state.streak + 1)
+    up, since, streak, reason = _verdict(state, outcome.ok, outcome.reason, now, timers)
+    return BackendState(up, since, reason, streak, outcome.ok, outcome.reason, outcome.detail,
+                        latency, now, state.checks + 1)
 
 
 def in_transition(state: BackendState) -> bool:
@@ -87,7 +91,8 @@ def next_interval(state: BackendState, timers: Timers) -> float:
 
 
 def next_start(started: float, finished: float, state: BackendState, timers: Timers) -> float:
-    """When the next check starts: one interval after this one started, never in the past."""
+    """When the next check starts: one interval after this one was due to start, never
+    before this one finished (a backlog is not made up in a burst)."""
     return max(started + next_interval(state, timers), finished)
 
 
