@@ -111,7 +111,7 @@ def _protocol(router: Router, n: Neighbor, name: str) -> list[str]:
     elif n.internal:
         out.append("  direct;")
     if n.bfd:
-        out.append("  bfd on;  # needs the `protocol bfd` below")
+        out.append("  bfd on;  # sessions run by protocol bfd edge_speaker_bfd")
     if n.graceful_restart:
         out.append("  graceful restart aware;")
     if router.deterministic_med:

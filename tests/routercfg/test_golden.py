@@ -34,3 +34,12 @@ def test_no_stale_golden_files() -> None:
     expected = {f"{case}.{EXTENSION.get(v, 'json')}" for case in CASES
                 for v in (*VENDORS, "json")}
     assert {p.name for p in GOLDEN.iterdir()} == expected
+
+
+def test_worked_examples_in_the_docs_are_the_golden_output() -> None:
+    doc = (GOLDEN.parents[2] / "docs" / "router-peering.md").read_text()
+    for vendor in VENDORS:
+        start = doc.index(f"```{vendor}\n") + len(f"```{vendor}\n")
+        block = doc[start:doc.index("```\n", start)]
+        golden = (GOLDEN / f"bgp-active-active.{EXTENSION[vendor]}").read_text()
+        assert block == golden, f"docs/router-peering.md {vendor} example is stale"
