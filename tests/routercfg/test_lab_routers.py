@@ -80,6 +80,23 @@ def site(tmp_path: Path) -> Iterator[Namespace]:
     assert leftover_namespaces("esr") == []
 
 
+def kernel_nexthops(router: Namespace, prefix: str) -> set[str]:
+    """Next hops of the router's kernel route to `prefix` (what forwarding uses)."""
+    family = "-6" if ":" in prefix else "-4"
+    out = router.run("ip", family, "route", "show", prefix).stdout.split()
+    return {out[i + 1] for i, word in enumerate(out[:-1]) if word == "via"}
+
+
+def assert_ecmp_and_backup_in_the_kernel(router: Namespace) -> None:
+    """The ECMP VIP goes to both appliances; the active-backup VIP only to the leader."""
+    labkit.wait_for(lambda: kernel_nexthops(router, "203.0.113.10") == {
+        "192.0.2.11", "192.0.2.12"}, SETTLE_S, "an ECMP kernel route via both appliances")
+    labkit.wait_for(lambda: kernel_nexthops(router, "2001:db8:100::10") == {
+        "2001:db8::11", "2001:db8::12"}, SETTLE_S, "an IPv6 ECMP kernel route")
+    assert kernel_nexthops(router, "203.0.113.11") == {"192.0.2.11"}
+    assert kernel_nexthops(router, "203.0.113.200") == set()
+
+
 def test_bird_router_accepts_exactly_the_vips(tmp_path: Path) -> None:
     with site(tmp_path) as router:
         sock = labkit.start_bird(router, tmp_path, generated("bird"))
@@ -106,6 +123,7 @@ def test_bird_router_accepts_exactly_the_vips(tmp_path: Path) -> None:
         # nothing is exported to the appliances
         for proto in protocols:
             assert "/" not in labkit.birdc(router, sock, "show", "route", "export", proto)
+        assert_ecmp_and_backup_in_the_kernel(router)
 
 
 def test_frr_router_accepts_exactly_the_vips(tmp_path: Path) -> None:
@@ -128,6 +146,7 @@ def test_frr_router_accepts_exactly_the_vips(tmp_path: Path) -> None:
             sent = labkit.vtysh(router, run,
                                 f"show bgp {afi} unicast neighbors {peer} advertised-routes")
             assert "/" not in sent.replace("0.0.0.0/0", ""), sent
+        assert_ecmp_and_backup_in_the_kernel(router)
 
 
 def test_gobgp_router_accepts_exactly_the_vips(tmp_path: Path) -> None:
