@@ -60,6 +60,8 @@ _BE16 = struct.Struct("!H")
 _FLAGS = struct.Struct("=II")
 HEADER_LEN = _HDR.size + _GENL.size
 _NO_DEST_STATS = DestStats()
+_SVC_COUNTERS = frozenset({10, SVC_STATS64})  # IPVS_SVC_ATTR_STATS, _STATS64
+_DEST_COUNTERS = frozenset({DEST_ACTIVE, DEST_INACTIVE, DEST_PERSIST, 10, DEST_STATS64})
 
 
 def nla(kind: int, payload: bytes) -> bytes:
@@ -230,3 +232,64 @@ def error_code(payload: bytes) -> int:
     return -code
 
 
+
+
+class DumpDecoder:
+    """Decode dump messages, remembering the result by the bytes that define it.
+
+    A dump message carries the entry's configuration first and its counters last
+    (``ip_vs_genl_fill_service``/``_fill_dest``). The configuration bytes are used as
+    a cache key: in a resync where nothing changed every entry is a dictionary hit
+    and nothing is decoded. Call :meth:`start` before a dump and :meth:`finish`
+    after it; entries not seen in that dump are forgotten.
+    """
+
+    def __init__(self) -> None:
+        self._services: dict[bytes, Service] = {}
+        self._dests: dict[ServiceKey, dict[bytes, Dest]] = {}
+        self._seen_services: dict[bytes, Service] = {}
+        self._seen_dests: dict[ServiceKey, dict[bytes, Dest]] = {}
+        self._cuts: dict[tuple[int, frozenset[int]], int] = {}
+
+    def start(self) -> None:
+        self._seen_services, self._seen_dests = {}, {}
+
+    def finish(self) -> None:
+        self._services, self._dests = self._seen_services, self._seen_dests
+
+    def _config_bytes(self, payload: bytes, counters: frozenset[int]) -> bytes:
+        """The nested entry's attributes up to its first counter attribute.
+
+        The kernel writes every entry with the same layout, so the cut found for
+        one message length is tried first on the next one of that length: one
+        ``unpack_from`` instead of a walk over all attributes.
+        """
+        start = _GENL.size + 4  # genl header, then the outer (service/dest) nla header
+        cut = self._cuts.get((len(payload), counters))
+        if cut is not None and _NLA.unpack_from(payload, cut)[1] & 0x3FFF in counters:
+            return payload[start:cut]
+        offset, end = start, len(payload)
+        while offset + 4 <= end:
+            length, kind = _NLA.unpack_from(payload, offset)
+            if kind & 0x3FFF in counters or length < 4:
+                break
+            offset += (length + 3) & ~3
+        self._cuts[(len(payload), counters)] = offset
+        return payload[start:offset]
+
+    def service(self, payload: bytes) -> Service:
+        key = self._config_bytes(payload, _SVC_COUNTERS)
+        service = self._services.get(key)
+        if service is None:
+            service = decode_service(payload, with_stats=False)[0]
+        self._seen_services[key] = service
+        return service
+
+    def dest(self, service: ServiceKey, payload: bytes) -> Dest:
+        key = self._config_bytes(payload, _DEST_COUNTERS)
+        known = self._dests.get(service)
+        dest = known.get(key) if known else None
+        if dest is None:
+            dest = decode_dest(service, payload, with_stats=False)[0]
+        self._seen_dests.setdefault(service, {})[key] = dest
+        return dest

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from dataplane.ipvs.kernel import ApplyResult, IpvsError, IpvsKernel
 from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
@@ -18,16 +19,25 @@ from dataplane.ipvs.ownership import Ownership, read_state_file, write_state_fil
 from dataplane.ipvs.plan import AddService, DelService, Op, plan_ipvs
 
 
+class IpvsTableAccess(Protocol):
+    """What the forwarder needs of a kernel: the real one or the in-memory fake."""
+
+    def observe(self) -> IpvsTable: ...
+    def snapshot(self) -> tuple[IpvsTable, IpvsStats]: ...
+    def apply(self, ops: Sequence[Op]) -> ApplyResult: ...
+    def close(self) -> None: ...
+
+
 class IpvsForwarder:
     """Implements ``speaker.seams.Forwarder``. Blocking: call from a thread."""
 
     def __init__(self, ownership: Ownership, state_file: Path | None = None,
-                 kernel: IpvsKernel | None = None) -> None:
+                 kernel: IpvsTableAccess | None = None) -> None:
         self.state_file = state_file
         recorded = read_state_file(state_file) if state_file else frozenset()
         self.ownership = Ownership(ownership.vip_ranges, ownership.fwmarks,
                                    ownership.recorded | recorded)
-        self.kernel = kernel or IpvsKernel()
+        self.kernel: IpvsTableAccess = kernel or IpvsKernel()
 
     def observe(self) -> IpvsTable:
         return self.kernel.observe()

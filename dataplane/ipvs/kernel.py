@@ -81,14 +81,14 @@ def encode_op(family_id: int, op: Op, seq: int) -> bytes:
     return codec.message(family_id, codec.CMD_DEL_DEST, body, seq)
 
 
-def _benign(op: Op, err: int) -> bool:
+def is_benign(op: Op, err: int) -> bool:
     """EEXIST on an add, ENOENT/ESRCH on an edit or delete: the goal is met (or near)."""
     if isinstance(op, AddService | AddDest):
         return err == errno.EEXIST
     return err in _ABSENT
 
 
-def _followup(op: Op, err: int) -> Op | None:
+def followup_op(op: Op, err: int) -> Op | None:
     """The op that completes ``op`` after a benign error, or None if it is done."""
     if err == errno.EEXIST and isinstance(op, AddService):
         return EditService(op.service)
@@ -118,6 +118,7 @@ class IpvsKernel:
                 self.sock.setsockopt(socket.SOL_SOCKET, plain, buffer_bytes)
         # Error reports carry only the header of the failed request, not all of it.
         self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        self._decoder = codec.DumpDecoder()
 
     def close(self) -> None:
         self.sock.close()
@@ -177,9 +178,9 @@ class IpvsKernel:
             sent += len(pending)
             followups: list[Op] = []
             for op, err in self._send_batch(pending):
-                if not _benign(op, err):
+                if not is_benign(op, err):
                     hard.append((op, err))
-                elif (nxt := _followup(op, err)) is not None:
+                elif (nxt := followup_op(op, err)) is not None:
                     followups.append(nxt)
             if not followups:
                 break
@@ -230,11 +231,14 @@ class IpvsKernel:
         """Dump services and dests (no stats decoding: the resync path)."""
         services: list[Service] = []
         dests: list[Dest] = []
+        decoder = self._decoder
+        decoder.start()
         for payload in self._services():
-            service, _ = codec.decode_service(payload, with_stats=False)
+            service = decoder.service(payload)
             services.append(service)
-            dests += [codec.decode_dest(service.key, p, with_stats=False)[0]
-                      for p in self._dests(service.key)]
+            key = service.key
+            dests += [decoder.dest(key, p) for p in self._dests(key)]
+        decoder.finish()
         return IpvsTable.of(services, dests)
 
     def snapshot(self) -> tuple[IpvsTable, IpvsStats]:

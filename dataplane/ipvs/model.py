@@ -62,8 +62,15 @@ class ServiceKey:
     address: IPAddress
     port: int
     fwmark: int = 0
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __hash__(self) -> int:
+        # Keys are hashed a lot (tens of thousands per sync); ipaddress hashes slowly.
+        return self._hash
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(
+            (self.protocol, self.address.version, int(self.address), self.port, self.fwmark)))
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}")
         if not 0 <= self.port <= 0xFFFF:
@@ -148,6 +155,14 @@ class DestKey:
     service: ServiceKey
     address: IPAddress
     port: int
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(
+            (self.service._hash, self.address.version, int(self.address), self.port)))
 
     def sort_key(self) -> tuple[tuple[int, int, str, int, int], int, int, int]:
         family = 4 if isinstance(self.address, IPv4Address) else 6
