@@ -101,11 +101,11 @@ class VipAddresses:
             if exc.code not in _GONE:
                 raise
 
-    def set(self, vips: Collection[IPAddress]) -> tuple[list[IPAddress], list[IPAddress]]:
+    def set(self, vips: Collection[IPAddress]) -> tuple[tuple[IPAddress, ...], ...]:
         """Make the managed VIPs exactly ``vips``; returns (added, removed)."""
         present = self.list()
-        added = sorted((a for a in vips if a not in present), key=_order)
-        removed = sorted((a for a in present if a not in vips), key=_order)
+        added = tuple(sorted((a for a in vips if a not in present), key=_order))
+        removed = tuple(sorted((a for a in present if a not in vips), key=_order))
         for address in added:
             self.add(address)
         for address in removed:

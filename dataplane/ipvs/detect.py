@@ -1,10 +1,10 @@
 """Detect IPVS in the running kernel and fail with a clear message when it is absent.
 
 The IPVS generic-netlink family exists only once the ``ip_vs`` module is loaded
-(or built in). pyroute2's ``IPVS()`` raises ``NetlinkError(ENOENT)`` when the
-family is missing; we turn that into :class:`IpvsUnavailableError`, whose message
-names the module and says what to do, so that the supervisor can log it and
-exit instead of printing a traceback.
+(or built in). Binding pyroute2's generic-netlink socket to it raises
+``NetlinkError(ENOENT)`` when the family is missing; we turn that into
+:class:`IpvsUnavailableError`, whose message names the module and says what to
+do, so that the supervisor can log it and exit instead of printing a traceback.
 """
 
 from __future__ import annotations
@@ -26,19 +26,23 @@ class IpvsUnavailableError(RuntimeError):
 
 def ipvs_family_id() -> int:
     """The IPVS generic-netlink family id; raises :class:`IpvsUnavailableError` if absent."""
-    from pyroute2 import IPVS
     from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.netlink.generic import GenericNetlinkSocket
+    from pyroute2.netlink.generic.ipvs import GENL_NAME, ipvsmsg
 
+    # What pyroute2's IPVS() does, on a socket we can close when the bind fails
+    # (a failing IPVS() constructor leaks its socket and event loop).
     try:
-        sock = IPVS()
+        sock = GenericNetlinkSocket()
+    except PermissionError as exc:
+        raise IpvsUnavailableError(f"cannot open a netlink socket: {exc}") from None
+    try:
+        sock.bind(GENL_NAME, ipvsmsg)
+        return int(sock.prid)
     except NetlinkError as exc:
         if exc.code == errno.ENOENT:
             raise IpvsUnavailableError(MODULE_HINT) from None
         raise
-    except PermissionError as exc:
-        raise IpvsUnavailableError(f"cannot open a netlink socket: {exc}") from None
-    try:
-        return int(sock.prid)
     finally:
         sock.close()
 
