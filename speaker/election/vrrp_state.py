@@ -179,7 +179,7 @@ def reclaim(inst: Instance) -> Instance:
 def shutdown(inst: Instance, p: Params, now: float) -> tuple[Instance, Actions]:
     """Shutdown event: a master sends priority 0 so a backup takes over at once."""
     actions: Actions = (Send(0),) if inst.state in (State.MASTER, State.RESIGNING) else ()
-    return replace(inst, state=State.INIT, deadline=None, since=now), actions
+    return replace(inst, state=State.INIT, deadline=None, master=None, since=now), actions
 
 
 def link_down(inst: Instance, now: float) -> Instance:
