@@ -42,7 +42,9 @@ class ImportPolicy:
     name: str
     """Identifier used in the router config, e.g. EDGE-SPEAKER-IN or EDGE-SPEAKER-IN-2."""
     ipv4: tuple[IPv4Network, ...]
+    """IPv4 pools (or single VIPs as /32), sorted."""
     ipv6: tuple[IPv6Network, ...]
+    """IPv6 pools (or single VIPs as /128), sorted."""
     from_pools: bool
     """True: taken from bgp.pools; False: one exact entry per BGP-announced VIP."""
 
@@ -70,23 +72,31 @@ class Neighbor:
     password: str | None
     """TCP-MD5 key, PASSWORD_PLACEHOLDER, or None when the appliance uses none."""
     hold_time: int
+    """Hold time in whole seconds, as the appliance offers it (at least 3)."""
     keepalive: int
+    """Keepalive interval in whole seconds (below hold_time)."""
     multihop: int | None
     """eBGP multihop TTL; None: directly connected."""
     families: tuple[Family, ...]
+    """Address families the session carries (the appliance's bgp.peers[].families)."""
     graceful_restart: bool
     """The appliance offers graceful restart: the router should act as helper."""
     restart_time: int
+    """The appliance's graceful-restart time in seconds (informational for the router)."""
     bfd: bool
+    """The appliance asks for BFD on this session."""
     appliance_passive: bool
     """The appliance only listens: the router must open the session."""
     import_policy: str
     """Name of the ImportPolicy applied to routes from this neighbor."""
     max_prefix_ipv4: int
+    """Prefix limit for IPv4 routes from this neighbor (see build.max_prefix)."""
     max_prefix_ipv6: int
+    """Prefix limit for IPv6 routes from this neighbor."""
     vips_ipv4: int
     """IPv4 VIPs the appliance announces by BGP today (max-prefix is sized from these)."""
     vips_ipv6: int
+    """IPv6 VIPs the appliance announces by BGP today."""
     mode: Literal["ecmp", "active-backup", "mixed"]
     """How the appliance announces: every service ECMP, active-backup, or both."""
     internal: bool
@@ -104,12 +114,15 @@ class Router:
     name: str
     """The router's name as the appliance configs call it."""
     asn: int
+    """The router's ASN (bgp.peers[].asn)."""
     addresses: tuple[IPAddress, ...]
     """The router's own addresses on the peerings (sorted)."""
     router_id: IPv4Address | None
     """Lowest IPv4 peering address; None for an IPv6-only router (set one by hand)."""
     neighbors: tuple[Neighbor, ...]
+    """One per appliance session with this router, sorted by appliance and address."""
     policies: tuple[ImportPolicy, ...]
+    """Import policies the neighbors refer to (one per distinct prefix set)."""
     multipath: int
     """ECMP paths to install (number of appliances); 1 means no multipath."""
     multipath_relax: bool
@@ -121,6 +134,7 @@ class Router:
     export_default: bool
     """Send a default route to the appliances instead of nothing."""
     sources: tuple[Source, ...]
+    """Appliance configs that contribute a neighbor to this router."""
 
     def families(self) -> tuple[Family, ...]:
         """Address families used by at least one neighbor, in fixed order."""
@@ -146,7 +160,9 @@ class RouterConfigModel:
     version: str
     """edge-speaker version that built it."""
     sources: tuple[Source, ...]
+    """Every appliance config with a bgp section that was read."""
     routers: tuple[Router, ...]
+    """One per router address (or one merged router with --peer), sorted by address."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready structure (addresses and networks as strings)."""
