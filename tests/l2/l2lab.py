@@ -239,3 +239,61 @@ class Pinger:
     def longest_gap(times: list[float]) -> float:
         """Longest time between consecutive replies (the outage a client saw)."""
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def keepalived_conf(name: str, vrid: int, priority: int, vips: Sequence[str],
+                    interval: float = 0.1, preempt: bool = True,
+                    interface: str = "eth0") -> str:
+    """A VRRP-only keepalived config (VRRPv3, VIPs on the interface, no auth)."""
+    addrs = "\n".join(f"    {v}/{128 if ':' in v else 32} dev {interface}" for v in vips)
+    return f"""global_defs {{
+  router_id {name}
+  vrrp_version 3
+  vrrp_garp_master_delay 0
+  vrrp_garp_master_repeat 3
+}}
+vrrp_instance front {{
+  state BACKUP
+  interface {interface}
+  virtual_router_id {vrid}
+  priority {priority}
+  advert_int {interval}
+  {"" if preempt else "nopreempt"}
+  virtual_ipaddress {{
+{addrs}
+  }}
+}}
+"""
+
+
+def start_keepalived(app: Appliance, conf: str) -> subprocess.Popen[Any]:
+    """Run Debian's keepalived (VRRP only, foreground, own pid files) in `app`'s namespace."""
+    path = app.workdir / "keepalived.conf"
+    path.write_text(conf)
+    log = (app.workdir / "keepalived.log").open("a")
+    proc = app.ns.spawn(["keepalived", "-n", "-l", "-D", "-G", "-P", "-f", str(path),
+                         "-p", str(app.workdir / "ka.pid"), "-r",
+                         str(app.workdir / "ka-vrrp.pid")], stdout=log)
+    log.close()
+    app.extra.append(proc)
+    return proc
+
+
+def keepalived_states(app: Appliance) -> list[str]:
+    """States keepalived entered, in order ('MASTER', 'BACKUP', 'FAULT')."""
+    path = app.workdir / "keepalived.log"
+    text = path.read_text() if path.exists() else ""
+    return re.findall(r"Entering (\w+) STATE", text)
+
+
+def wait_keepalived(app: Appliance, state: str, count: int = 1, timeout: float = 10.0) -> None:
+    """Wait until keepalived has entered `state` at least `count` times."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if keepalived_states(app).count(state) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"keepalived in {app.name} states {keepalived_states(app)}, "
+                         f"wanted {state} x{count}; log tail:\n"
+                         + "\n".join((app.workdir / "keepalived.log").read_text()
+                                     .splitlines()[-15:]))
