@@ -121,6 +121,10 @@ def attributes(ann: BgpAnnouncement, *, local_asn: int, ibgp: bool) -> str:
     return " ".join(parts)
 
 
+def _sort_key(ann: BgpAnnouncement) -> tuple[int, bytes, int]:
+    return (ann.prefix.version, ann.prefix.network_address.packed, ann.prefix.prefixlen)
+
+
 def _selector(address: str) -> str:
     return f"neighbor {ip_address(address)}"
 
@@ -130,7 +134,7 @@ def announce_commands(peer: str, address: str, announcements: Iterable[BgpAnnoun
                       ) -> list[Command]:
     """Bulk announce lines for one peer, grouped by identical attributes, sorted."""
     groups: dict[str, list[BgpAnnouncement]] = {}
-    for ann in sorted(announcements):
+    for ann in sorted(announcements, key=_sort_key):
         groups.setdefault(attributes(ann, local_asn=local_asn, ibgp=ibgp), []).append(ann)
     out: list[Command] = []
     head = _selector(address)
@@ -143,19 +147,21 @@ def announce_commands(peer: str, address: str, announcements: Iterable[BgpAnnoun
     return out
 
 
-def withdraw_commands(peer: str, address: str, prefixes: Iterable[IPNetwork], *,
+def withdraw_commands(peer: str, address: str, routes: Iterable[BgpAnnouncement], *,
                       batch: int = BATCH_PREFIXES) -> list[Command]:
-    """Bulk withdraw lines for one peer (ExaBGP matches routes by prefix)."""
+    """Bulk withdraw lines for one peer. The next hop the route was announced with
+    is repeated: ExaBGP 4.2 builds a broken UPDATE for an IPv4 withdrawal without
+    one and resets the session."""
     out: list[Command] = []
     head = _selector(address)
-    by_family: dict[int, list[IPNetwork]] = {}
-    for prefix in sorted(prefixes, key=lambda p: (p.version, p)):
-        by_family.setdefault(prefix.version, []).append(prefix)
-    for _version, items in sorted(by_family.items()):
+    groups: dict[tuple[int, str], list[IPNetwork]] = {}
+    for ann in sorted(routes, key=_sort_key):
+        groups.setdefault((ann.prefix.version, next_hop_token(ann.next_hop)), []).append(ann.prefix)
+    for (_version, hop), items in sorted(groups.items()):
         for start in range(0, len(items), batch):
             chunk: Sequence[IPNetwork] = items[start:start + batch]
             nlri = " ".join(prefix_token(p) for p in chunk)
-            line = check_line(f"{head} withdraw attributes nlri {nlri}")
+            line = check_line(f"{head} withdraw attributes next-hop {hop} nlri {nlri}")
             out.append(Command(line, "withdraw", peer, tuple(chunk)))
     return out
 

@@ -61,12 +61,21 @@ def accepts(peer: Peer, ann: BgpAnnouncement) -> bool:
         return False
 
 
+def sort_key(ann: BgpAnnouncement) -> tuple[object, ...]:
+    """Total order over announcements of both IP versions (the dataclass order
+    compares prefixes, which raises across versions)."""
+    return (ann.prefix.version, ann.prefix.network_address.packed, ann.prefix.prefixlen,
+            ann.next_hop, ann.communities, ann.large_communities,
+            -1 if ann.med is None else ann.med, -1 if ann.local_pref is None else ann.local_pref,
+            ann.as_path_prepend, ann.peers)
+
+
 def desired_for(peer: Peer, announcements: Iterable[BgpAnnouncement]) -> dict[IPNetwork,
                                                                                 BgpAnnouncement]:
     """Routes `peer` must carry. Two announcements of one prefix: the smallest
     (sort order) wins, so the choice is deterministic."""
     out: dict[IPNetwork, BgpAnnouncement] = {}
-    for ann in sorted(announcements):
+    for ann in sorted(announcements, key=sort_key):
         if accepts(peer, ann):
             out.setdefault(ann.prefix, ann)
     return out
@@ -75,7 +84,8 @@ def desired_for(peer: Peer, announcements: Iterable[BgpAnnouncement]) -> dict[IP
 def unplaced(peers: Collection[Peer], announcements: Iterable[BgpAnnouncement]
              ) -> tuple[BgpAnnouncement, ...]:
     """Announcements that no peer takes (wrong family, unknown peer names)."""
-    return tuple(sorted(a for a in announcements if not any(accepts(p, a) for p in peers)))
+    return tuple(sorted((a for a in announcements if not any(accepts(p, a) for p in peers)),
+                        key=sort_key))
 
 
 def diff(desired: Rib, announced: Rib) -> tuple[tuple[IPNetwork, ...],
@@ -84,5 +94,6 @@ def diff(desired: Rib, announced: Rib) -> tuple[tuple[IPNetwork, ...],
     changed is re-announced (an implicit replace), never withdrawn first."""
     withdraw = tuple(sorted((p for p in announced if p not in desired),
                             key=lambda p: (p.version, p)))
-    announce = tuple(sorted(a for p, a in desired.items() if announced.get(p) != a))
+    announce = tuple(sorted((a for p, a in desired.items() if announced.get(p) != a),
+                           key=sort_key))
     return withdraw, announce

@@ -25,7 +25,7 @@ from speaker.bgp.diagnose import explain, read_sockets
 from speaker.bgp.events import StateEvent, established_from_summary
 from speaker.bgp.exaconf import argv, default_executable, environment, package_root, render_config
 from speaker.bgp.metrics import ANNOUNCED_PREFIXES, EXABGP_RESTARTS, UPDATES
-from speaker.bgp.plan import Peer, desired_for, diff, peers_from_config, unplaced
+from speaker.bgp.plan import Peer, desired_for, diff, peers_from_config, sort_key, unplaced
 from speaker.bgp.process import (
     STABLE_AFTER_S,
     ExaBgpProcess,
@@ -321,10 +321,11 @@ class ExaBgpSpeaker:
         commands: list[cmd.Command] = []
         for name, peer in self._sessions.peers.items():
             desired = desired_for(peer, self._desired)
-            withdraw, announce = diff(desired, self._ribs.get(name, {}))
+            rib = self._ribs.get(name, {})
+            withdraw, announce = diff(desired, rib)
             if name in full or name in replay:
-                announce = tuple(sorted(desired.values()))
-            commands += cmd.withdraw_commands(name, str(peer.address), withdraw)
+                announce = tuple(sorted(desired.values(), key=sort_key))
+            commands += cmd.withdraw_commands(name, str(peer.address), (rib[p] for p in withdraw))
             commands += cmd.announce_commands(name, str(peer.address), announce,
                                               local_asn=self._local_asn(), ibgp=peer.ibgp)
         try:
