@@ -16,6 +16,9 @@ from speaker.l2 import bpf
 from speaker.l2.frames import mac_bytes
 
 ETH_P_ALL = 0x0003
+SO_RCVBUFFORCE = 33
+RCVBUF = 4 << 20
+"""Receive buffer: ~5,000 queued requests, i.e. ~1 s of a 5,000/s ARP storm."""
 RECV_BATCH = 256
 """Frames read per readiness callback before yielding to the event loop."""
 
@@ -63,6 +66,11 @@ class PacketPort:
         try:
             # Drop everything until the real filter is attached, then bind.
             bpf.attach(sock, [bpf.DROP])
+            # Room for bursts while the event loop is busy elsewhere (root: FORCE).
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             sock.bind((name, ETH_P_ALL))
             sock.setblocking(False)
         except OSError:

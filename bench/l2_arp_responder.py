@@ -1,0 +1,151 @@
+"""ARP responder latency and loss at a fixed request rate, ours vs the kernel, same run.
+
+Topology: client and one appliance on a bridge. The appliance runs `speaker run`
+(engine single) and owns VIP 192.0.2.100 (on lo; our responder answers); the
+kernel answers for the appliance's own 192.0.2.11 on eth0. The client sends
+ARP requests at RATE/s from a raw socket, alternating phases (ours, kernel,
+ours, kernel); each request carries a sequence number in its sender MAC, so
+the reply (sent to that MAC; the client listens promiscuously) is matched
+exactly. Latency = kernel receive timestamp of the reply minus the kernel
+timestamp of the request leaving the client (both SO_TIMESTAMPNS on one
+packet socket).
+
+    .venv/bin/python bench/l2_arp_responder.py [--rate 5000] [--seconds 4] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import struct
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "l2"))
+
+from l2lab import Group, Segment, Vip
+
+from speaker.lab.netns import Lab
+
+ETH_P_ARP = 0x0806
+ETH_P_ALL = 0x0003
+SO_RCVBUFFORCE = 33
+SO_TIMESTAMPNS = 35
+PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC = 1, 1
+SOL_PACKET = 263
+VIP, IFADDR = "192.0.2.100", "192.0.2.11"
+CLIENT_IP = "192.0.2.50"
+
+
+def request(seq: int, target: str) -> bytes:
+    sha = b"\x02\xee" + struct.pack("!I", seq)
+    return (b"\xff" * 6 + sha + struct.pack("!H", ETH_P_ARP)
+            + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + sha
+            + socket.inet_aton(CLIENT_IP) + b"\x00" * 6 + socket.inet_aton(target)
+            + b"\x00" * 18)
+
+
+def measure(ifindex_name: str, target: str, rate: int, seconds: float) -> dict[str, float]:
+    """Run inside the client namespace (this process is moved there by setns)."""
+    # ETH_P_ALL: only "all protocols" taps see the frames this host sends.
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((ifindex_name, ETH_P_ALL))
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+    mreq = struct.pack("iHH8s", socket.if_nametoindex(ifindex_name), PACKET_MR_PROMISC, 0,
+                       b"")
+    sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+    sock.settimeout(0.5)
+    sent_at: dict[int, int] = {}
+    got_at: dict[int, int] = {}
+    total = int(rate * seconds)
+    done = threading.Event()
+
+    def receive() -> None:
+        while not done.is_set():
+            try:
+                data, anc, _flags, addr = sock.recvmsg(128, 64)
+            except TimeoutError:
+                continue
+            if len(data) < 42 or data[12:14] != b"\x08\x06":
+                continue
+            ts = next((struct.unpack("ll", v[:16]) for lvl, kind, v in anc
+                       if lvl == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS), None)
+            if ts is None:
+                continue
+            stamp = ts[0] * 1_000_000_000 + ts[1]
+            op = struct.unpack_from("!H", data, 20)[0]
+            if op == 1 and addr[2] == 4 and data[6:8] == b"\x02\xee":  # our request, leaving
+                sent_at[struct.unpack_from("!I", data, 8)[0]] = stamp
+            elif op == 2 and data[0:2] == b"\x02\xee":
+                got_at.setdefault(struct.unpack_from("!I", data, 2)[0], stamp)
+
+    rx = threading.Thread(target=receive, daemon=True)
+    rx.start()
+    tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    tx.bind((ifindex_name, ETH_P_ARP))
+    frames = [request(seq, target) for seq in range(total)]
+    period = 1.0 / rate
+    start = time.perf_counter()
+    for seq, frame in enumerate(frames):
+        due = start + seq * period
+        while (now := time.perf_counter()) < due:
+            if due - now > 0.002:
+                time.sleep(0.001)
+        tx.send(frame)
+    elapsed = time.perf_counter() - start
+    time.sleep(0.5)
+    done.set()
+    rx.join()
+    sock.close()
+    tx.close()
+    lat = sorted((got_at[s] - sent_at[s]) / 1e6 for s in got_at if s in sent_at)
+    return {"sent": total, "answered": len(got_at), "loss": 1 - len(got_at) / total,
+            "rate": total / elapsed, "p50_ms": statistics.median(lat) if lat else float("nan"),
+            "p99_ms": lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
+            "max_ms": lat[-1] if lat else float("nan")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # child mode, in the client ns
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure("eth0", args.measure, args.rate, args.seconds)))
+        return
+    with tempfile.TemporaryDirectory(prefix="esl-bench-") as tmp, Lab("esl") as lab:
+        seg = Segment(lab, Path(tmp), ["a1"])
+        app = seg.configure("a1", [Group("default", 1, 100)], [Vip("web", VIP, "default")],
+                            engine="single")
+        app.start()
+        app.wait_event("vip_owned", vip=VIP, timeout=20)
+        results: dict[str, list[dict[str, float]]] = {"ours": [], "kernel": []}
+        for _ in range(args.rounds):
+            for name, target in (("ours", VIP), ("kernel", IFADDR)):
+                out = seg.client.run(sys.executable, __file__, "--measure", target, "--rate",
+                                     str(args.rate), "--seconds", str(args.seconds),
+                                     timeout=args.seconds * 4 + 30)
+                results[name].append(json.loads(out.stdout))
+        status = app.status()["components"]["L2Responder"]
+        print(f"ARP responder bench: {args.rate}/s, {args.seconds}s x {args.rounds} rounds "
+              f"per responder, {time.strftime('%Y-%m-%d')}")
+        print(f"{'responder':10} {'sent':>7} {'answered':>9} {'loss':>7} {'rate/s':>8} "
+              f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        for name, rows in results.items():
+            for r in rows:
+                print(f"{name:10} {r['sent']:7.0f} {r['answered']:9.0f} {r['loss']:7.2%} "
+                      f"{r['rate']:8.0f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} "
+                      f"{r['max_ms']:8.3f}")
+        print(f"responder status: owned={status['owned']}")
+
+
+if __name__ == "__main__":
+    main()
