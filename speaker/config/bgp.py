@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
 from speaker.config.types import (
@@ -18,6 +18,7 @@ from speaker.config.types import (
     Seconds,
 )
 
+_PASSWORD_UNSAFE = frozenset(" \"'#!;{}?\\")
 Family = Literal["ipv4-unicast", "ipv6-unicast"]
 BgpMode = Literal["ecmp", "active-backup"]
 
@@ -55,6 +56,16 @@ class PeerConfig(Section):
     bfd: bool = False
     """Ask for BFD on the router side (router-config renders it)."""
     passive: bool = False
+
+    @field_validator("password")
+    @classmethod
+    def _router_safe_password(cls, value: str | None) -> str | None:
+        if value is not None:
+            bad = sorted({c for c in value if c in _PASSWORD_UNSAFE})
+            if bad:
+                raise ValueError(f"password must not contain {' '.join(repr(c) for c in bad)}"
+                                 " (they break router config syntax)")
+        return value
 
     @model_validator(mode="after")
     def _check_timers(self) -> PeerConfig:

@@ -39,6 +39,8 @@ class TcpParams(Section):
     """`tcp`: connect; optionally send a payload and expect a reply pattern."""
 
     send: SafeText | None = None
+    """Payload sent after connecting. Control characters are written as escapes
+    (`\\r`, `\\n`, `\\t`, `\\0`, `\\\\`, `\\xHH`) and decoded by the probe."""
     expect: SafeText | None = None
     """Regular expression the first bytes of the reply must match."""
 

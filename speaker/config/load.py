@@ -15,6 +15,8 @@ from pydantic import ValidationError
 
 from speaker.config.model import AppConfig
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
@@ -117,14 +119,31 @@ def validate(data: Any, source: str = "<config>", root: yaml.Node | None = None)
 def parse_text(text: str, source: str = "<config>") -> AppConfig:
     """Parse YAML text and validate it."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader (C or Python)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigUnreadableError(f"{source}: not valid YAML{where}: {problem}") from None
-    return validate(data, source, root)
+    try:
+        return validate(data, source)
+    except ConfigError as exc:
+        # Only now pay for a second parse that keeps line numbers for the messages.
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        issues = [ConfigIssue(i.path, i.message, _line_of(root, _loc_of(i.path)))
+                  for i in exc.issues]
+        raise ConfigError(source, issues) from None
+
+
+def _loc_of(path: str) -> tuple[str | int, ...]:
+    """'services[0].health.timeout' -> ('services', 0, 'health', 'timeout')."""
+    loc: list[str | int] = []
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            loc.append(name)
+        loc.extend(int(i) for i in filter(None, rest.replace("]", "").split("[")))
+    return tuple(loc)
 
 
 def load_config(path: str | Path) -> AppConfig:

@@ -107,6 +107,11 @@ class ServiceConfig(Section):
                 f"backends {mixed} are not IPv{self.vip.version} like the VIP; "
                 "only forwarding 'tunnel' can mix families"
             )
+        portless = [str(b.address) for b in self.backends if b.port is None]
+        if (not self.ports and self.health.port is None and portless
+                and self.health.type in ("tcp", "http", "https", "dns")):
+            raise ValueError(f"health check {self.health.type!r} has no port for backends "
+                             f"{portless}: set health.port or a backend port")
         keys = [(str(b.address), b.port) for b in self.backends]
         dupes = sorted({f"{a}:{p or '*'}" for a, p in keys if keys.count((a, p)) > 1})
         if dupes:

@@ -74,8 +74,11 @@ class Reconciler:
     async def run(self) -> None:
         """Reconcile on every wake-up and at least every resync_interval."""
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the event fires (CPython gh-86296), hanging shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), self.resync_interval)
+                async with asyncio.timeout(self.resync_interval):
+                    await self._event.wait()
             self._event.clear()
             await self.reconcile_once()
 
