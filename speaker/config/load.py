@@ -103,7 +103,10 @@ def validate(data: Any, source: str = "<config>", root: yaml.Node | None = None)
     except ValidationError as exc:
         seen: set[tuple[str, str]] = set()
         for err in exc.errors():
-            loc = _clean_loc(tuple(err["loc"]))
+            raw = tuple(err["loc"])
+            # an unknown key is the user's own text: keep it even if it looks like a tag
+            loc = (_clean_loc(raw[:-1]) + raw[-1:] if err["type"] == "extra_forbidden"
+                   else _clean_loc(raw))
             key = (format_path(loc), _message(dict(err)))
             if key not in seen:
                 seen.add(key)

@@ -112,13 +112,15 @@ CASES = [
     ("services[0].group", "nope", "services[0].group"),
     ("metrics.port", 70000, "metrics.port"),
     ("log.format", "xml", "log.format"),
+    ("servics", [], "servics"),
 ]
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), CASES,
                          ids=[f"{c[0]}={str(c[1])[:20]}" for c in CASES])
 def test_bad_config_names_the_field(path: str, value: Any, expected: str) -> None:
-    data = mutate(path, value) if "." in path else {**copy.deepcopy(BASE), path: value}
+    nested = "." in path or "[" in path
+    data = mutate(path, value) if nested else {**copy.deepcopy(BASE), path: value}
     with pytest.raises(ConfigError) as info:
         parse_text(yaml.safe_dump(data))
     paths = [issue.path for issue in info.value.issues]
