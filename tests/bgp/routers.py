@@ -45,6 +45,8 @@ class Route:
     med: int | None = None
     communities: tuple[str, ...] = ()
     large_communities: tuple[str, ...] = ()
+    best: str = ""
+    """Next hop of the best path."""
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1,
@@ -134,7 +136,8 @@ class Bird(Router):
             med = re.search(r"BGP\.med: (\d+)", block)
             comm = re.search(r"BGP\.community: (.*)", block)
             large = re.search(r"BGP\.large_community: (.*)", block)
-            vias = tuple(sorted(set(re.findall(r"via (\S+)", block))))
+            via_list = re.findall(r"via (\S+)", block)
+            vias = tuple(sorted(set(via_list)))
             out[prefix] = Route(
                 prefix, vias or hops,
                 tuple(int(a) for a in path.group(1).split()) if path else (),
@@ -142,13 +145,14 @@ class Bird(Router):
                 tuple(f"{a}:{b}" for a, b in re.findall(r"\((\d+),\s*(\d+)\)",
                                                          comm.group(1))) if comm else (),
                 tuple(f"{a}:{b}:{c}" for a, b, c in re.findall(
-                    r"\((\d+),\s*(\d+),\s*(\d+)\)", large.group(1))) if large else ())
+                    r"\((\d+),\s*(\d+),\s*(\d+)\)", large.group(1))) if large else (),
+                via_list[0] if via_list else "")
         return out
 
     def count(self) -> int:
         """Total routes (fast: `show route count`)."""
         text = self.birdc("show", "route", "count")
-        return sum(int(n) for n in re.findall(r"(\d+) of \d+ routes", text))
+        return sum(int(n) for n in re.findall(r"for (\d+) networks in table", text))
 
 
 class Frr(Router):
@@ -217,7 +221,8 @@ class Frr(Router):
                 paths = detail.get("paths", [])
                 if not paths:
                     continue
-                first = paths[0]
+                first = next((p for p in paths if p.get("bestpath", {}).get("overall")), paths[0])
+                best = next((h.get("ip", "") for h in first.get("nexthops", [])), "")
                 hops = sorted({h.get("ip", "") for p in paths for h in p.get("nexthops", [])
                                if h.get("scope", "global") == "global"})
                 seg = first.get("aspath", {}).get("string", "")
@@ -227,7 +232,7 @@ class Frr(Router):
                     first.get("metric"),
                     tuple(_WELL_KNOWN.get(c, c) for c in
                           first.get("community", {}).get("string", "").split()),
-                    tuple(first.get("largeCommunity", {}).get("string", "").split()))
+                    tuple(first.get("largeCommunity", {}).get("string", "").split()), best)
         return out
 
 
