@@ -20,7 +20,6 @@ from typing import Any
 
 from speaker.lab.netns import Namespace
 
-
 _WELL_KNOWN = {"graceful-shutdown": "65535:0", "no-export": "65535:65281",
                "no-advertise": "65535:65282", "blackhole": "65535:666"}
 

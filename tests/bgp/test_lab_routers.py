@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from ipaddress import ip_network
+
 import pytest
 
 from speaker.model import BgpAnnouncement
@@ -36,8 +37,8 @@ def announcements() -> list[BgpAnnouncement]:
 def test_router_receives_vips_with_attributes_over_md5(
         kind: str, routers: Callable[..., Router],
         speakers: Callable[..., SpeakerThread]) -> None:
-    # ExaBGP config syntax in the password must reach the kernel intact (FRR: no space)
-    password = "s3cret;}{" if kind == "frr" else "s3cret pass;}"
+    # Characters the config allows but that mean something elsewhere reach the kernel intact.
+    password = "s3cret=+/%$@-P4ss"
     router = routers(kind, "r1", [Neighbor("192.0.2.10", 65010, password),
                                   Neighbor("2001:db8::10", 65010, password)])
     config = appliance_config("a1", [
