@@ -13,7 +13,7 @@ import pytest
 
 from tests.vm.image import build_image
 from tests.vm.machine import Lab, build_lab
-from tests.vm.netns import namespaces, run_id
+from tests.vm.netns import namespaces, run_id, sweep_stale
 
 
 def _missing() -> str | None:
@@ -31,6 +31,7 @@ def lab() -> Iterator[Lab]:
     if reason:
         pytest.skip(reason)
     start = time.monotonic()
+    sweep_stale()
     image = build_image()
     built = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="esv-vm-"))

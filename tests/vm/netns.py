@@ -15,6 +15,7 @@ import secrets
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TypeVar
@@ -115,6 +116,29 @@ class Namespaces:
                     os.kill(int(pid), 9)
             sh("ip", "netns", "del", name, check=False)
         self.names.clear()
+
+
+def sweep_stale() -> list[str]:
+    """Delete the namespaces of VM labs whose test process was killed (SIGKILL skips
+    every cleanup; qemu died with it, so the lab's switch namespace has no process).
+    A lab is the group ``esv-*-<run id>``; groups with a live switch are left alone."""
+    names = [line.split()[0] for line in sh("ip", "netns", "list").splitlines() if line]
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        if name.startswith("esv-") and name.count("-") == 2:
+            groups.setdefault(name.rsplit("-", 1)[1], []).append(name)
+    removed = []
+    for members in groups.values():
+        switch = next((m for m in members if m.startswith(("esv-sw-", "esv-bn-"))), None)
+        if switch is None or sh("ip", "netns", "pids", switch, check=False).strip():
+            continue
+        # A lab being set up has no qemu yet either: leave young ones alone.
+        if time.time() - os.stat(f"/run/netns/{switch}").st_mtime < 600:
+            continue
+        for name in members:
+            sh("ip", "netns", "del", name, check=False)
+            removed.append(name)
+    return removed
 
 
 @contextmanager

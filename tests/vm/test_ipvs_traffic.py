@@ -43,7 +43,8 @@ def sync(lab: Lab, specs: list[dict[str, Any]]) -> None:
 def service(vip: str, sched: str, weights: list[int], method: str = "nat",
             backends: tuple[str, ...] = BACKENDS, **extra: Any) -> dict[str, Any]:
     return {"vip": vip, "port": 80, "sched": sched, **extra, "dests": [
-        {"addr": addr, "weight": w, "method": method} for addr, w in zip(backends, weights, strict=False)
+        {"addr": addr, "weight": w, "method": method}
+        for addr, w in zip(backends, weights, strict=False)
     ]}
 
 
@@ -63,7 +64,8 @@ def test_dr_spread_matches_weights(vips: Lab) -> None:
 def test_persistence_keeps_a_client_on_one_backend(vips: Lab) -> None:
     sync(vips, [service("203.0.113.10", "rr", [1, 1, 1], persistence=300)])
     seen = spread(vips.client, "203.0.113.10", 12, source=CLIENT)
-    assert len(seen) == 1 and sum(seen.values()) == 12
+    assert len(seen) == 1
+    assert sum(seen.values()) == 12
     # Without persistence, rr spreads the same client over all three.
     sync(vips, [service("203.0.113.10", "rr", [1, 1, 1])])
     assert set(spread(vips.client, "203.0.113.10", 12, source=CLIENT)) == {"be0", "be1", "be2"}
