@@ -34,6 +34,7 @@ class Group:
     priority: int
     preempt: bool = True
     preempt_delay: float | None = None
+    advert_interval: float | None = None
 
 
 @dataclass
@@ -58,6 +59,8 @@ def appliance_yaml(name: str, router_id: str, groups: Sequence[Group], vips: Seq
     ]
     for g in groups:
         extra = f", preempt_delay: {g.preempt_delay}" if g.preempt_delay is not None else ""
+        if g.advert_interval is not None:
+            extra += f", advert_interval: {g.advert_interval}"
         lines.append(f"    - {{name: {g.name}, vrid: {g.vrid}, priority: {g.priority}, "
                      f"preempt: {str(g.preempt).lower()}{extra}}}")
     lines += ["dataplane: {ipvs: false}", f"api: {{socket: {sock}}}", "services:"]
