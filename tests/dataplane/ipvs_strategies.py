@@ -30,7 +30,7 @@ def services(draw: st.DrawFn, key: ServiceKey) -> Service:
 def tables(draw: st.DrawFn) -> IpvsTable:
     keys = draw(st.sets(service_keys, max_size=6))
     svcs = [draw(services(key)) for key in keys]
-    dests = []
+    dests: list[Dest] = []
     for key in keys:
         dests.extend(
             Dest(DestKey(key, rip, draw(st.sampled_from([0, 80, 8080]))),
