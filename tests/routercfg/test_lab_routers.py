@@ -111,8 +111,13 @@ def test_bird_router_accepts_exactly_the_vips(tmp_path: Path) -> None:
         assert routes["203.0.113.10/32"] == {"edge_lb1_v4", "edge_lb2_v4"}
         assert routes["2001:db8:100::10/128"] == {"edge_lb1_v6", "edge_lb2_v6"}
         # the misconfigured appliance did send the outside routes: the filter dropped them
-        stats4 = labkit.bird_import_stats(router, sock, "edge_lb2_v4")
-        stats6 = labkit.bird_import_stats(router, sock, "edge_lb2_v6")
+        # (the outside routes may arrive in a later UPDATE than the VIPs: wait for them)
+        stats4 = labkit.wait_for(lambda: (st := labkit.bird_import_stats(
+            router, sock, "edge_lb2_v4"))["filtered"] >= 3 and st, SETTLE_S,
+            "3 outside IPv4 routes filtered")
+        stats6 = labkit.wait_for(lambda: (st := labkit.bird_import_stats(
+            router, sock, "edge_lb2_v6"))["filtered"] >= 2 and st, SETTLE_S,
+            "2 outside IPv6 routes filtered")
         assert stats4["filtered"] == 3, stats4
         assert stats6["filtered"] == 2, stats6
         # active-backup: the backup path keeps its MED, so lb1's path is best
