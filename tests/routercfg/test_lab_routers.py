@@ -168,8 +168,10 @@ def test_gobgp_router_accepts_exactly_the_vips(tmp_path: Path) -> None:
         assert routes["203.0.113.10/32"] == {"192.0.2.11", "192.0.2.12"}
         assert routes["2001:db8:100::10/128"] == {"2001:db8::11", "2001:db8::12"}
         # lb2 did send the outside routes; the generated import policy dropped them
-        received = labkit.gobgp_adj(router, "192.0.2.12", "adj-in") | labkit.gobgp_adj(
-            router, "2001:db8::12", "adj-in")
+        received = labkit.wait_for(lambda: (got := labkit.gobgp_adj(
+            router, "192.0.2.12", "adj-in") | labkit.gobgp_adj(
+            router, "2001:db8::12", "adj-in")) >= OUTSIDE and got, SETTLE_S,
+            "the outside routes in lb2's adj-in")
         assert received >= OUTSIDE
         for peer in peers:
             assert labkit.gobgp_adj(router, peer, "adj-out") == set()
