@@ -10,8 +10,10 @@ For each size, on the same rule set in the same run:
 * ours: ``IpvsForwarder.sync(desired)`` into an empty table (dump, plan, encode, send);
 * the ratio ours / ipvsadm (goal: <= 1.5);
 * no-op resync: dump + plan with nothing to change, next to ``ipvsadm -Sn`` (a dump);
-* single change: one dest's weight, ``apply`` of the one op (median of 50) and a full
-  resync (dump + plan + apply) that finds it.
+* single change: one dest's weight, ``apply`` of the one op (median of 50), a full
+  resync (dump + plan + apply) that finds it, and an event-driven pass that plans
+  against ``IpvsForwarder.known()`` (no dump) and applies (median of 20; this one
+  includes building the desired table's dicts).
 
 Rule set: services on VIPs of 203.0.113.0/24, 100 ports each, dests in
 198.51.100.0/24 (TEST-NET; nothing is sent anywhere).
@@ -96,6 +98,14 @@ def bench_size(fwd: IpvsForwarder, services: int, dests: int) -> dict[str, float
     changed = IpvsTable.of(table.services.values(),
                            [*table.dests.values(), replace(dest, weight=7)])
     out["single_change_resync_s"] = timed(lambda: fwd.sync(changed))
+    # Event-driven pass: plan against the known table (no dump), apply one op.
+    samples = []
+    for i in range(20):
+        want = IpvsTable.of(table.services.values(),
+                            [*table.dests.values(), replace(dest, weight=20 + i)])
+        samples.append(timed(lambda want=want: fwd.apply(
+            plan_ipvs(want, fwd.known(), fwd.owned))))  # type: ignore[misc]
+    out["single_change_known_ms"] = statistics.median(samples) * 1000
     ipvsadm("-C")
     return out
 
@@ -120,7 +130,8 @@ def main() -> None:
               f"(ratio {r['ratio']:.2f}); no-op resync {r['ours_noop_resync_s']:.3f} s "
               f"(dump {r['ours_dump_s']:.3f} s, ipvsadm -Sn {r['ipvsadm_dump_s']:.3f} s); "
               f"one change: apply {r['single_change_apply_ms']:.2f} ms, "
-              f"resync {r['single_change_resync_s']:.3f} s")
+              f"resync {r['single_change_resync_s']:.3f} s, "
+              f"plan on known table + apply {r['single_change_known_ms']:.1f} ms")
 
 
 if __name__ == "__main__":

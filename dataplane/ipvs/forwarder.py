@@ -16,7 +16,7 @@ from typing import Protocol
 from dataplane.ipvs.kernel import ApplyResult, IpvsError, IpvsKernel
 from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.ownership import Ownership, read_state_file, write_state_file
-from dataplane.ipvs.plan import AddService, DelService, Op, plan_ipvs
+from dataplane.ipvs.plan import AddService, DelService, Op, apply_to_table, plan_ipvs
 
 
 class IpvsTableAccess(Protocol):
@@ -38,9 +38,21 @@ class IpvsForwarder:
         self.ownership = Ownership(ownership.vip_ranges, ownership.fwmarks,
                                    ownership.recorded | recorded)
         self.kernel: IpvsTableAccess = kernel or IpvsKernel()
+        self._known: IpvsTable | None = None
 
     def observe(self) -> IpvsTable:
-        return self.kernel.observe()
+        """Dump the kernel's table (the periodic resync's view)."""
+        self._known = self.kernel.observe()
+        return self._known
+
+    def known(self) -> IpvsTable:
+        """The table as last observed plus every op applied since, without a dump.
+
+        An event-driven reconcile pass can plan against this (one change then costs
+        ~0.1 ms of netlink instead of a dump); the periodic resync calls
+        :meth:`observe` to heal what someone else changed behind our back.
+        """
+        return self._known if self._known is not None else self.observe()
 
     def snapshot(self) -> tuple[IpvsTable, IpvsStats]:
         return self.kernel.snapshot()
@@ -62,6 +74,10 @@ class IpvsForwarder:
             # Record before programming: a crash in between must not orphan them.
             self._record(self.ownership.recorded | added)
         result = self.kernel.apply(ops)
+        if result.failures:
+            self._known = None  # unsure what the kernel holds now: dump next time
+        elif self._known is not None:
+            self._known = apply_to_table(self._known, ops)
         if deleted & self.ownership.recorded:
             failed = {op.key for op, _ in result.failures if isinstance(op, DelService)}
             self._record(self.ownership.recorded - (deleted - failed))

@@ -146,3 +146,14 @@ def test_forwarder_raises_on_hard_failures() -> None:
     with pytest.raises(IpvsError) as info:
         fwd.apply([AddService(Service(KEY, "nosuch"))])
     assert len(info.value.failures) == 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(first=tables(), second=tables(), foreign=tables())
+def test_known_table_tracks_the_kernel_without_dumps(first: IpvsTable, second: IpvsTable,
+                                                     foreign: IpvsTable) -> None:
+    kernel = FakeIpvsKernel(foreign)
+    fwd = IpvsForwarder(Ownership(), kernel=kernel)
+    for desired in (first, second):
+        fwd.apply(plan_ipvs(desired, fwd.known(), everything))
+        assert fwd.known() == kernel.observe()
