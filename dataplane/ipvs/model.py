@@ -135,7 +135,8 @@ class Service:
         if self.netmask is None:
             object.__setattr__(self, "netmask", 32 if self.key.family == 4 else 128)
         max_len = 32 if self.key.family == 4 else 128
-        if not 1 <= (self.netmask or 0) <= max_len:
+        min_len = 0 if self.key.family == 4 else 1  # the kernel refuses an IPv6 /0
+        if not min_len <= (self.netmask if self.netmask is not None else -1) <= max_len:
             raise ValueError(f"netmask prefix length out of range: {self.netmask}")
 
     @property
