@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
 
-from dataplane.ipvs.model import IpvsTable, ServiceKey
+from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.plan import Op as IpvsOp
 from dataplane.ipvs.plan import apply_to_table
 from speaker.config import AppConfig
@@ -139,12 +139,16 @@ class FakeForwarder:
         self.table = foreign or IpvsTable()
         self.foreign = frozenset(self.table.services)
         self.applied: list[IpvsOp] = []
+        self.stats = IpvsStats()
 
     def observe(self) -> IpvsTable:
         return self.table
 
     def owned(self, key: ServiceKey) -> bool:
         return key not in self.foreign
+
+    def snapshot(self) -> tuple[IpvsTable, IpvsStats]:
+        return self.table, self.stats
 
     def apply(self, ops: Sequence[IpvsOp]) -> None:
         self.applied.extend(ops)

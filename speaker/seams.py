@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
-from dataplane.ipvs.model import IpvsTable, ServiceKey
+from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.plan import Op as IpvsOp
 from speaker.config import AppConfig
 from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
@@ -120,6 +120,10 @@ class Forwarder(Protocol):
 
     def owned(self, key: ServiceKey) -> bool:
         """True if edge-speaker may add, edit or delete this service."""
+        ...
+
+    def snapshot(self) -> tuple[IpvsTable, IpvsStats]:
+        """Dump the table with the kernel's counters (for metrics and status)."""
         ...
 
     def apply(self, ops: Sequence[IpvsOp]) -> None:

@@ -24,6 +24,7 @@ def _backends(sup: Supervisor, service: str, reasons: dict[str, Reason]) -> list
             for b in svc.backends:
                 if dest.key.address == b.address and dest.key.service.address == svc.vip:
                     weights.setdefault(svc.backend_label(b), dest.weight)
+    counters = sup.ipvs_stats.latest.get(service) if sup.ipvs_stats else None
     out = []
     for label, reason in reasons.items():
         verdict = health.get((service, label))
@@ -31,6 +32,7 @@ def _backends(sup: Supervisor, service: str, reasons: dict[str, Reason]) -> list
             "backend": label,
             "state": reason.value,
             "weight": weights.get(label),
+            "connections": counters.backends.get(label) if counters else None,
             "check": None if verdict is None else {
                 "up": verdict.up, "reason": verdict.reason, "latency": verdict.latency,
                 "since_s": round(time.monotonic() - verdict.since, 3),

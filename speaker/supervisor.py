@@ -20,8 +20,9 @@ from typing import Any
 
 from speaker.config import AppConfig, ConfigError, ConfigUnreadableError, load_config
 from speaker.factory import Built, build_parts
+from speaker.ipvs_stats import IpvsStatsPoller
 from speaker.logs import event_log
-from speaker.metrics import BUILD_INFO, CONFIG_RELOAD_OK, CONFIG_RELOAD_TIME
+from speaker.metrics import BUILD_INFO, CONFIG_RELOAD_OK, CONFIG_RELOAD_TIME, REGISTRY
 from speaker.reconcile.loop import Reconciler
 from speaker.sdnotify import Notifier
 from speaker.seams import Wake
@@ -57,6 +58,11 @@ class Supervisor:
                                      self.built.election)
         self._wake_target = self.reconciler
         self.reconciler.on_first_success = self._on_ready
+        self.ipvs_stats: IpvsStatsPoller | None = None
+        if self.built.parts.forwarder is not None:
+            self.ipvs_stats = IpvsStatsPoller(self.built.parts.forwarder, lambda: self.config)
+            with contextlib.suppress(ValueError):  # already registered (tests)
+                REGISTRY.register(self.ipvs_stats)
         BUILD_INFO.info({"version": package_version()})
         CONFIG_RELOAD_OK.set(1)
         CONFIG_RELOAD_TIME.set(time.time())
@@ -135,6 +141,8 @@ class Supervisor:
                 tasks = [group.create_task(c.run()) for c in self.components()]
                 tasks.append(group.create_task(self.reconciler.run()))
                 tasks.append(group.create_task(self._watchdog()))
+                if self.ipvs_stats is not None:
+                    tasks.append(group.create_task(self.ipvs_stats.run()))
                 tasks.extend(group.create_task(start()) for start in extra or [])
                 self.reconciler.wake("start")
                 await self._stop.wait()
@@ -144,6 +152,9 @@ class Supervisor:
                 for task in tasks:
                     task.cancel()
         finally:
+            if self.ipvs_stats is not None:
+                with contextlib.suppress(KeyError):
+                    REGISTRY.unregister(self.ipvs_stats)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)

@@ -27,14 +27,19 @@ LOG = event_log(__name__)
 _PR_SET_PDEATHSIG = 1
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
-STABLE_AFTER_S = 60.0
-"""A run this long counts as healthy: the next crash restarts at the first delay."""
+STABLE_AFTER_S = 10.0
+"""A run this long counts as healthy (sessions form within seconds): the next
+crash restarts at once, as the first one does."""
 _VERSIONS: dict[str, ExaBgpVersion] = {}
 
 
 def restart_delay(quick_failures: int) -> float:
-    """Delay before restart number `quick_failures` (0 = first): 0.5 s doubling to 30 s."""
-    return min(BACKOFF_FIRST_S * 2.0 ** max(quick_failures, 0), BACKOFF_MAX_S)
+    """Delay before a restart after `quick_failures` quick failures in a row: the
+    first restart is immediate (routes are missing meanwhile), then 0.5 s doubling
+    up to 30 s (a crash loop must not burn the CPU)."""
+    if quick_failures <= 0:
+        return 0.0
+    return min(BACKOFF_FIRST_S * 2.0 ** (quick_failures - 1), BACKOFF_MAX_S)
 
 
 def _die_with_parent() -> None:
