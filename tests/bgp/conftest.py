@@ -10,6 +10,7 @@ test process with its own event loop, driven synchronously by the test.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -29,8 +30,9 @@ APPLIANCE_ADDR = {"a1": ("192.0.2.10", "2001:db8::10"), "a2": ("192.0.2.11", "20
 
 
 def appliance_config(name: str, peers: list[dict[str, Any]], *, local_asn: int = 65010,
-                     graceful_restart: bool = True) -> AppConfig:
-    """A minimal appliance config with these bgp peers (dicts of PeerConfig fields)."""
+                     graceful_restart: bool = True, exabgp: str | None = None) -> AppConfig:
+    """A minimal appliance config with these bgp peers (dicts of PeerConfig fields).
+    `exabgp`: executable to use (default: env ESB_EXABGP, else the venv's)."""
     router_id = APPLIANCE_ADDR[name][0]
     for peer in peers:
         peer.setdefault("hold_time", 9)
@@ -38,7 +40,8 @@ def appliance_config(name: str, peers: list[dict[str, Any]], *, local_asn: int =
             peer.setdefault("graceful_restart", {"enabled": True, "restart_time": 30})
     return AppConfig.model_validate({
         "node": {"name": name, "router_id": router_id, "interfaces": [{"name": "eth0"}]},
-        "bgp": {"local_asn": local_asn, "peers": peers},
+        "bgp": {"local_asn": local_asn, "peers": peers,
+                "exabgp": exabgp or os.environ.get("ESB_EXABGP")},
     })
 
 

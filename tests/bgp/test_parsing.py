@@ -143,4 +143,4 @@ def test_version_and_backoff() -> None:
     assert parse_version("ExaBGP : 4.2.25\nPython : 3.11") == ExaBgpVersion(4, 2, "4.2.25")
     assert parse_version("ExaBGP : 5.0.15") == ExaBgpVersion(5, 0, "5.0.15")
     assert parse_version("nothing") is None
-    assert [restart_delay(n) for n in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert [restart_delay(n) for n in range(9)] == [0, 0.5, 1, 2, 4, 8, 16, 30, 30]
