@@ -83,10 +83,14 @@ class VrrpElection:
     def __init__(self, config: AppConfig, wake: Wake, *,
                  clock: Callable[[], float] = time.monotonic,
                  open_socket: Callable[[str, int, IPAddress], VrrpSocket] = VrrpSocket,
+                 link_state: Callable[[str], bool] = link_up,
+                 source_of: Callable[[str, int], IPAddress | None] = interface_address,
                  ) -> None:
         self._config = config
         self._clock = clock
         self._open_socket = open_socket
+        self._link_state = link_state
+        self._source_of = source_of
         self._verdicts = Verdicts(wake, clock)
         self._penalty = 0
         self._penalty_reason = ""
@@ -114,6 +118,7 @@ class VrrpElection:
         now = self._clock()
         for g in self._groups.values():
             self._step(g, sm.on_priority(g.inst, self._params(g), now))
+            self._publish(g)
         self._kick.set()
 
     async def resign(self, group: str | None = None) -> None:
@@ -149,12 +154,7 @@ class VrrpElection:
         try:
             while True:
                 self._kick.clear()
-                now = self._clock()
-                self._check_links(now)
-                for g in self._groups.values():
-                    self._ensure_started(g, now)
-                    self._step(g, sm.on_timer(g.inst, self._params(g), now))
-                await self._wait(self._next_due(now))
+                await self._wait(self.tick(self._clock()))
         finally:
             now = self._clock()
             for g in self._groups.values():
@@ -194,6 +194,19 @@ class VrrpElection:
                     "resigned": g.inst.resigned,
                     "addresses": [str(a) for a in g.addresses]}
                     for name, g in sorted(self._groups.items())}}
+
+    def tick(self, now: float) -> float:
+        """Check links, start instances, fire due timers; return when to tick next.
+        `run()` calls it; unit tests drive it with their own clock."""
+        self._check_links(now)
+        for g in self._groups.values():
+            self._ensure_started(g, now)
+            self._step(g, sm.on_timer(g.inst, self._params(g), now))
+        return self._next_due(now)
+
+    def handle(self, sock: VrrpSocket, msg: Received, now: float) -> None:
+        """One received VRRP message (validated here, RFC 5798 7.1)."""
+        self._on_message(sock, msg, now)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -241,7 +254,7 @@ class VrrpElection:
             vrrp = self._config.election.vrrp
             source = (vrrp.source_address if vrrp.source_address is not None
                       and vrrp.source_address.version == g.version
-                      else interface_address(g.interface, g.version))
+                      else self._source_of(g.interface, g.version))
             if source is None:
                 LOG.warning("vrrp_no_source", reason="no_address", interface=g.interface,
                             family=f"ipv{g.version}")
@@ -310,7 +323,7 @@ class VrrpElection:
             return
         self._next_link_check = now + LINK_CHECK_S
         for g in self._groups.values():
-            up = link_up(g.interface)
+            up = self._link_state(g.interface)
             if up == g.link:
                 continue
             g.link = up
