@@ -134,7 +134,7 @@ def test_command_line_and_environment() -> None:
     env = environment({"PATH": "/bin", "exabgp_log_level": "DEBUG"}, python_path=Path("/src"))
     assert env["exabgp_api_ack"] == "true"
     assert env["exabgp_daemon_drop"] == "false"
-    assert env["exabgp_log_level"] == "INFO"
+    assert env["exabgp_log_level"] == "WARNING"
     assert env["PATH"] == "/bin"
     assert env["exabgp_tcp_bind"] == ""
 
