@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import socket
 import statistics
 import struct
 import sys
 import tempfile
-import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "l2"))
@@ -35,6 +36,8 @@ from speaker.lab.netns import Lab
 ETH_P_ARP = 0x0806
 ETH_P_ALL = 0x0003
 SO_RCVBUFFORCE = 33
+PACKET_STATISTICS = 6
+PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
 PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC = 1, 1
 SOL_PACKET = 263
@@ -50,45 +53,51 @@ def request(seq: int, target: str) -> bytes:
             + b"\x00" * 18)
 
 
-def measure(ifindex_name: str, target: str, rate: int, seconds: float) -> dict[str, float]:
-    """Run inside the client namespace (this process is moved there by setns)."""
+def _receiver(ifname: str, duration: float, ready: Connection, out: Connection) -> None:
+    """Child process: timestamp every request leaving and every reply arriving."""
     # ETH_P_ALL: only "all protocols" taps see the frames this host sends.
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sock.bind((ifindex_name, ETH_P_ALL))
+    sock.bind((ifname, ETH_P_ALL))
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
-    mreq = struct.pack("iHH8s", socket.if_nametoindex(ifindex_name), PACKET_MR_PROMISC, 0,
-                       b"")
+    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
+    mreq = struct.pack("iHH8s", socket.if_nametoindex(ifname), PACKET_MR_PROMISC, 0, b"")
     sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-    sock.settimeout(0.5)
+    sock.settimeout(0.2)
     sent_at: dict[int, int] = {}
     got_at: dict[int, int] = {}
-    total = int(rate * seconds)
-    done = threading.Event()
+    ready.send(True)
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        try:
+            data, anc, _flags, addr = sock.recvmsg(128, 64)
+        except TimeoutError:
+            continue
+        if len(data) < 42 or data[12:14] != b"\x08\x06" or not anc:
+            continue
+        sec, nsec = struct.unpack("ll", anc[0][2][:16])
+        stamp = sec * 1_000_000_000 + nsec
+        op = data[21]
+        if op == 1 and addr[2] == PACKET_OUTGOING and data[6:8] == b"\x02\xee":
+            sent_at[struct.unpack_from("!I", data, 8)[0]] = stamp
+        elif op == 2 and data[0:2] == b"\x02\xee":
+            got_at.setdefault(struct.unpack_from("!I", data, 2)[0], stamp)
+    _packets, drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+    out.send((sent_at, got_at, drops))
+    sock.close()
 
-    def receive() -> None:
-        while not done.is_set():
-            try:
-                data, anc, _flags, addr = sock.recvmsg(128, 64)
-            except TimeoutError:
-                continue
-            if len(data) < 42 or data[12:14] != b"\x08\x06":
-                continue
-            ts = next((struct.unpack("ll", v[:16]) for lvl, kind, v in anc
-                       if lvl == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS), None)
-            if ts is None:
-                continue
-            stamp = ts[0] * 1_000_000_000 + ts[1]
-            op = struct.unpack_from("!H", data, 20)[0]
-            if op == 1 and addr[2] == 4 and data[6:8] == b"\x02\xee":  # our request, leaving
-                sent_at[struct.unpack_from("!I", data, 8)[0]] = stamp
-            elif op == 2 and data[0:2] == b"\x02\xee":
-                got_at.setdefault(struct.unpack_from("!I", data, 2)[0], stamp)
 
-    rx = threading.Thread(target=receive, daemon=True)
+def measure(ifname: str, target: str, rate: int, seconds: float) -> dict[str, float]:
+    """Send `rate` ARP requests/s for `seconds` to `target`; runs in the client namespace.
+    The receiver is a separate process so the paced sender never starves it."""
+    ctx = multiprocessing.get_context("fork")
+    ready_r, ready_w = ctx.Pipe(duplex=False)
+    out_r, out_w = ctx.Pipe(duplex=False)
+    rx = ctx.Process(target=_receiver, args=(ifname, seconds + 1.0, ready_w, out_w))
     rx.start()
+    ready_r.recv()
     tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
-    tx.bind((ifindex_name, ETH_P_ARP))
+    tx.bind((ifname, ETH_P_ARP))
+    total = int(rate * seconds)
     frames = [request(seq, target) for seq in range(total)]
     period = 1.0 / rate
     start = time.perf_counter()
@@ -99,13 +108,13 @@ def measure(ifindex_name: str, target: str, rate: int, seconds: float) -> dict[s
                 time.sleep(0.001)
         tx.send(frame)
     elapsed = time.perf_counter() - start
-    time.sleep(0.5)
-    done.set()
+    sent_at, got_at, drops = out_r.recv()
     rx.join()
-    sock.close()
     tx.close()
     lat = sorted((got_at[s] - sent_at[s]) / 1e6 for s in got_at if s in sent_at)
-    return {"sent": total, "answered": len(got_at), "loss": 1 - len(got_at) / total,
+    seen = len(sent_at)
+    return {"sent": total, "seen_sent": seen, "answered": len(got_at),
+            "loss": 1 - len(got_at) / total, "capture_drops": drops,
             "rate": total / elapsed, "p50_ms": statistics.median(lat) if lat else float("nan"),
             "p99_ms": lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
             "max_ms": lat[-1] if lat else float("nan")}
@@ -137,13 +146,13 @@ def main() -> None:
         status = app.status()["components"]["L2Responder"]
         print(f"ARP responder bench: {args.rate}/s, {args.seconds}s x {args.rounds} rounds "
               f"per responder, {time.strftime('%Y-%m-%d')}")
-        print(f"{'responder':10} {'sent':>7} {'answered':>9} {'loss':>7} {'rate/s':>8} "
-              f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        print(f"{'responder':10} {'sent':>7} {'answered':>9} {'loss':>7} {'cap.drop':>8} "
+              f"{'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
         for name, rows in results.items():
             for r in rows:
                 print(f"{name:10} {r['sent']:7.0f} {r['answered']:9.0f} {r['loss']:7.2%} "
-                      f"{r['rate']:8.0f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} "
-                      f"{r['max_ms']:8.3f}")
+                      f"{r['capture_drops']:8.0f} {r['rate']:8.0f} {r['p50_ms']:8.3f} "
+                      f"{r['p99_ms']:8.3f} {r['max_ms']:8.3f}")
         print(f"responder status: owned={status['owned']}")
 
 
