@@ -345,7 +345,10 @@ class VrrpElection:
     async def _wait(self, due: float) -> None:
         timeout = max(0.0, due - self._clock())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._kick.wait(), timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+            # cancellation that arrives as the event fires (gh-86296).
+            async with asyncio.timeout(timeout):
+                await self._kick.wait()
 
     def _close(self) -> None:
         for sock in self._sockets.values():

@@ -155,7 +155,8 @@ class L2Responder:
         self._loop = asyncio.get_running_loop()
         interfaces = self._config.node.client_interfaces()
         if self.options.manage_sysctls:
-            self._sysctl_findings = await asyncio.to_thread(sysctl.apply, interfaces)
+            self._sysctl_findings = await asyncio.to_thread(
+                sysctl.apply, sysctl.with_lower_devices(interfaces))
         for name in interfaces:
             self._port(name)
         self._rebuild()
@@ -166,7 +167,10 @@ class L2Responder:
                 due = self.tick(self._clock())
                 timeout = None if due is None else max(0.0, due - self._clock())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._kick.wait(), timeout)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation that arrives as the event fires (gh-86296).
+                    async with asyncio.timeout(timeout):
+                        await self._kick.wait()
         finally:
             self._close()
 
@@ -174,7 +178,8 @@ class L2Responder:
         """Adopt a new config: new client interfaces get their sysctls and sockets."""
         self._config = config
         if self.options.manage_sysctls:
-            self._sysctl_findings = sysctl.apply(config.node.client_interfaces())
+            self._sysctl_findings = sysctl.apply(
+                sysctl.with_lower_devices(config.node.client_interfaces()))
         for name in config.node.client_interfaces():
             self._port(name)
         self._rebuild()
