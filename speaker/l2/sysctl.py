@@ -17,6 +17,7 @@ proxy_ndp off and `verify()` reports if something turned it on.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,22 @@ class Finding:
     knob: str
     want: int
     have: int | None
+
+
+def with_lower_devices(interfaces: list[str], sysfs: Path = Path("/sys/class/net")) -> list[str]:
+    """`interfaces` plus the devices they sit on (the parent of an 802.1Q interface):
+    the parent receives the same ARP untagged and must not answer for VIPs either."""
+    out: list[str] = []
+    todo = list(interfaces)
+    while todo:
+        name = todo.pop(0)
+        if name in out:
+            continue
+        out.append(name)
+        with contextlib.suppress(OSError):
+            todo += sorted(p.name.removeprefix("lower_") for p in (sysfs / name).iterdir()
+                           if p.name.startswith("lower_"))
+    return out
 
 
 def _path(knob: Knob, scope: str, root: Path) -> Path:
