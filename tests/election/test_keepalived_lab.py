@@ -73,3 +73,18 @@ def test_keepalived_higher_priority_wins_and_we_take_over_when_it_dies(pair: Seg
     ours.wait_event("leader_gained", group="front")
     pair.wait_neigh(VIP, ours.mac)
     assert pair.who_answers(VIP) == {ours.mac}
+
+
+def test_mismatched_vip_lists_split_the_brain_and_we_say_so(pair: Segment) -> None:
+    """keepalived discards adverts whose address list differs from its own, so it
+    becomes master next to us: we log the mismatch and report the duplicate owner."""
+    ours, ka = pair.appliances["a1"], pair.appliances["a2"]
+    pair.configure("a1", [Group("front", 51, 150)], [Vip("web", VIP, "front")]).start()
+    ours.wait_event("leader_gained", group="front")
+    start_keepalived(ka, keepalived_conf("ka", 51, 100, [VIP, "192.0.2.105"]))
+    wait_keepalived(ka, "MASTER")
+    assert "unexpected ip number count" in (ka.workdir / "keepalived.log").read_text()
+    mismatch = ours.wait_event("vrrp_address_mismatch", group="front")
+    assert mismatch["theirs"] == f"{VIP},192.0.2.105"
+    conflict = ours.wait_event("vip_conflict", timeout=15, vip=VIP)
+    assert conflict["other_mac"] == ka.mac
