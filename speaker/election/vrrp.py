@@ -57,6 +57,8 @@ class _Group:
     source: IPAddress | None = None
     link: bool = True
     mismatch_logged: bool = False
+    socket_error: str = ""
+    """Last reason the group's socket could not be opened (logged once per reason)."""
 
     @property
     def key(self) -> tuple[str, int | None, str, int]:
@@ -191,7 +193,7 @@ class VrrpElection:
                     "master_interval_s": g.inst.master_interval_cs / 100,
                     "master": str(g.inst.master) if g.inst.master else None,
                     "source": str(g.source) if g.source else None, "link_up": g.link,
-                    "resigned": g.inst.resigned,
+                    "resigned": g.inst.resigned, "socket_error": g.socket_error or None,
                     "addresses": [str(a) for a in g.addresses]}
                     for name, g in sorted(self._groups.items())}}
 
@@ -256,19 +258,24 @@ class VrrpElection:
                       and vrrp.source_address.version == g.version
                       else self._source_of(g.interface, g.version))
             if source is None:
-                LOG.warning("vrrp_no_source", reason="no_address", interface=g.interface,
-                            family=f"ipv{g.version}")
+                if g.socket_error != "no_address":
+                    LOG.warning("vrrp_no_source", reason="no_address", interface=g.interface,
+                                family=f"ipv{g.version}")
+                g.socket_error = "no_address"
                 return None
             try:
                 sock = self._open_socket(g.interface, g.version, source)
             except OSError as exc:
-                LOG.error("vrrp_socket_failed", reason="os_error", interface=g.interface,
-                          error=str(exc))
+                if g.socket_error != str(exc):
+                    LOG.error("vrrp_socket_failed", reason="os_error", interface=g.interface,
+                              error=str(exc))
+                g.socket_error = str(exc)
                 return None
             self._sockets[key] = sock
             if self._loop is not None:
                 self._loop.add_reader(sock.fileno(), self._on_readable, sock)
         g.source = sock.source
+        g.socket_error = ""
         return sock
 
     def _send(self, g: _Group, priority: int) -> None:

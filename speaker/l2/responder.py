@@ -58,7 +58,8 @@ class L2Options:
     conflict_expiry: float = 15.0
     """A conflict clears after this long without a foreign claim."""
     manage_sysctls: bool = True
-    """Set arp_ignore/arp_announce/proxy_ndp on the client interfaces at start."""
+    """Set arp_ignore/arp_announce/proxy_ndp on the client interfaces (and their VLAN
+    parents) at start; `False`: only verify and report them in status."""
 
     @classmethod
     def from_config(cls, config: AppConfig) -> L2Options:
@@ -154,9 +155,9 @@ class L2Responder:
         """Set sysctls, open the sockets, then answer and announce until cancelled."""
         self._loop = asyncio.get_running_loop()
         interfaces = self._config.node.client_interfaces()
-        if self.options.manage_sysctls:
-            self._sysctl_findings = await asyncio.to_thread(
-                sysctl.apply, sysctl.with_lower_devices(interfaces))
+        knobs = sysctl.apply if self.options.manage_sysctls else sysctl.verify
+        self._sysctl_findings = await asyncio.to_thread(
+            knobs, sysctl.with_lower_devices(interfaces))
         for name in interfaces:
             self._port(name)
         self._rebuild()
@@ -177,9 +178,8 @@ class L2Responder:
     def reconfigure(self, config: AppConfig) -> None:
         """Adopt a new config: new client interfaces get their sysctls and sockets."""
         self._config = config
-        if self.options.manage_sysctls:
-            self._sysctl_findings = sysctl.apply(
-                sysctl.with_lower_devices(config.node.client_interfaces()))
+        knobs = sysctl.apply if self.options.manage_sysctls else sysctl.verify
+        self._sysctl_findings = knobs(sysctl.with_lower_devices(config.node.client_interfaces()))
         for name in config.node.client_interfaces():
             self._port(name)
         self._rebuild()
