@@ -41,9 +41,10 @@ from speaker.seams import Wake
 
 LOG = event_log(__name__)
 DIAGNOSE_EVERY_S = 2.0
-WITHDRAW_SETTLE_S = 0.2
-"""After the acks of a planned withdraw, time for ExaBGP to put the UPDATEs on
-the wire before it may be stopped (with graceful restart it closes silently)."""
+WITHDRAW_SETTLE_S = 0.3
+"""After the last withdrawal ack, time for ExaBGP to put the UPDATEs on the wire
+before it may be stopped (with graceful restart it closes silently). ExaBGP acks
+a command once the route is in its RIB; its reactor sends within a loop turn."""
 
 
 class ExaBgpSpeaker:
@@ -80,6 +81,7 @@ class ExaBgpSpeaker:
         self._restarts = 0
         self._version = ""
         self._last_exit: int | None = None
+        self._last_withdraw = float("-inf")
 
     @staticmethod
     def _peer_list(config: AppConfig) -> tuple[Peer, ...]:
@@ -101,12 +103,23 @@ class ExaBgpSpeaker:
             await self._process.stop()
             self._sessions.exabgp_stopped("stopped")
 
+    @staticmethod
+    def _process_settings(config: AppConfig) -> tuple[object, ...]:
+        """What ExaBGP's config and command line are made of (route attributes and
+        modes are not: they only change what `set()` receives)."""
+        bgp = config.bgp
+        if bgp is None:
+            return ()
+        return (bgp.local_asn, bgp.router_id, config.node.router_id, tuple(bgp.peers),
+                bgp.exabgp)
+
     def reconfigure(self, config: AppConfig) -> None:
-        """Adopt a new config. Peers or speaker settings changed: ExaBGP is restarted
-        with a new config (sessions re-form; graceful restart keeps routes at peers)."""
+        """Adopt a new config. If peers or speaker settings changed, ExaBGP is
+        restarted with a new config (sessions re-form; graceful restart keeps the
+        routes at the peers meanwhile); other changes need nothing here."""
         old = self._config
         self._config = config
-        if old.bgp == config.bgp and old.node.router_id == config.node.router_id:
+        if self._process_settings(old) == self._process_settings(config):
             return
         self._sessions.set_peers(self._peer_list(config))
         self._ribs = {name: self._ribs.get(name, {}) for name in self._sessions.peers}
@@ -168,10 +181,11 @@ class ExaBgpSpeaker:
         """Withdraw every route, wait for the acks, then give ExaBGP a moment to
         send the UPDATEs (planned stop: with graceful restart negotiated ExaBGP
         closes without NOTIFICATION, so routes must be gone before)."""
-        had_routes = any(self._ribs.values())
         await self.set(())
-        if had_routes and self._conn is not None and not self._conn.closed.is_set():
-            await asyncio.sleep(WITHDRAW_SETTLE_S)
+        if self._conn is not None and not self._conn.closed.is_set():
+            remaining = self._last_withdraw + WITHDRAW_SETTLE_S - self._clock()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
         LOG.info("bgp_withdrawn_all", reason="planned_stop")
 
     # -- ExaBGP process ---------------------------------------------------------------------
@@ -199,7 +213,10 @@ class ExaBgpSpeaker:
             LOG.warning("exabgp_restart_scheduled", reason="exabgp_exited", delay_s=delay,
                         exit_code=self._last_exit)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._config_changed.wait(), delay)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                # cancellation that arrives as the event fires (gh-86296).
+                async with asyncio.timeout(delay):
+                    await self._config_changed.wait()
 
     async def _run_exabgp(self) -> bool:
         """One life of ExaBGP; True if it was stopped for a config change."""
@@ -371,6 +388,7 @@ class ExaBgpSpeaker:
             for ann in command.announcements:
                 rib[ann.prefix] = ann
         elif command.kind == "withdraw":
+            self._last_withdraw = self._clock()
             for prefix in command.prefixes:
                 rib.pop(prefix, None)
         if count:
