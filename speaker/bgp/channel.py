@@ -152,8 +152,10 @@ class BridgeServer:
     """Listens on the unix socket the bridge connects to; one live connection."""
 
     def __init__(self, path: Path, on_connect: Callable[[BridgeConnection], None],
-                 on_state: Callable[[StateEvent], None]) -> None:
+                 on_state: Callable[[StateEvent], None], *,
+                 ack_timeout: float = ACK_TIMEOUT_S) -> None:
         self.path = path
+        self._ack_timeout = ack_timeout
         self._on_connect = on_connect
         self._on_state = on_state
         self._server: asyncio.Server | None = None
@@ -173,7 +175,7 @@ class BridgeServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.current is not None:
             self.current.close()
-        conn = BridgeConnection(reader, writer, self._on_state)
+        conn = BridgeConnection(reader, writer, self._on_state, ack_timeout=self._ack_timeout)
         self.current = conn
         LOG.info("bridge_connected", reason="connected")
         self._on_connect(conn)
