@@ -49,6 +49,10 @@ class Port(Protocol):
         """Release the socket."""
         ...
 
+    def stale(self) -> bool:
+        """True if the interface went away or was re-created (the socket is dead)."""
+        ...
+
 
 def interface_mac(name: str) -> bytes:
     """Hardware address of interface `name` (from sysfs, in the caller's namespace)."""
@@ -61,6 +65,7 @@ class PacketPort:
     def __init__(self, name: str) -> None:
         self.name = name
         self.mac = interface_mac(name)
+        self.ifindex = socket.if_nametoindex(name)
         self.filter_len = 0
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
@@ -103,3 +108,11 @@ class PacketPort:
     def close(self) -> None:
         """Close the socket."""
         self._sock.close()
+
+    def stale(self) -> bool:
+        """The interface is gone, re-created (new ifindex) or has a new MAC."""
+        try:
+            return (socket.if_nametoindex(self.name) != self.ifindex
+                    or interface_mac(self.name) != self.mac)
+        except OSError:
+            return True

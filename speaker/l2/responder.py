@@ -37,6 +37,9 @@ from speaker.seams import Wake
 
 LOG = event_log(__name__)
 
+PORT_CHECK_S = 1.0
+"""How often the responder checks that its interfaces still exist as opened."""
+
 ConflictHook = Callable[[L2Vip, str], bool]
 """(vip, other owner's MAC) -> True if this appliance should stop answering for it."""
 
@@ -112,6 +115,7 @@ class L2Responder:
         self._announce: dict[IPAddress, _Announce] = {}
         self._reprobed: set[IPAddress] = set()
         self._next_probe = 0.0
+        self._next_port_check = 0.0
         self._tracker = ConflictTracker(self.options.conflict_grace,
                                         self.options.conflict_expiry)
         self._sysctl_findings: list[sysctl.Finding] = []
@@ -213,6 +217,15 @@ class L2Responder:
     def tick(self, now: float) -> float | None:
         """Send what is due at `now` (repeats, refreshes, probes); return the next due
         time. `run()` calls it; unit tests drive it with their own clock."""
+        if now >= self._next_port_check:
+            self._next_port_check = now + PORT_CHECK_S
+            self._reopen_stale_ports(now)
+        self._tick_announcements(now)
+        self._tick_probes(now)
+        self._tick_conflicts(now)
+        return self._next_due()
+
+    def _tick_announcements(self, now: float) -> None:
         for address, ann in list(self._announce.items()):
             if ann.due <= now and address in self._wanted:
                 self._send_announcement(self._wanted[address])
@@ -224,6 +237,8 @@ class L2Responder:
                     ann.due = now + self.options.refresh_interval
                 else:
                     del self._announce[address]
+
+    def _tick_probes(self, now: float) -> None:
         if self.options.probe_interval > 0 and self._wanted and now >= self._next_probe:
             for vip in self._wanted.values():
                 self._send_probe(vip)
@@ -233,6 +248,8 @@ class L2Responder:
                 self._reprobed.add(c.vip)
                 if c.vip in self._wanted:
                     self._send_probe(self._wanted[c.vip])
+
+    def _tick_conflicts(self, now: float) -> None:
         for c in self._tracker.expire(now):
             self._reprobed.discard(c.vip)
             LOG.info("vip_conflict_cleared", reason="other_owner_silent", vip=str(c.vip),
@@ -241,10 +258,33 @@ class L2Responder:
                 self._yielded.discard(c.vip)
                 self._rebuild()
                 self._announce_now(self._wanted[c.vip], now)
-        return self._next_due()
+
+    def _reopen_stale_ports(self, now: float) -> None:
+        """An interface deleted and re-created (or re-addressed) leaves a dead socket:
+        reopen it, rebuild, and announce again what we own there."""
+        stale = [name for name, port in self._ports.items() if port.stale()]
+        missing = [n for n in self._config.node.client_interfaces() if n not in self._ports]
+        if not stale and not missing:
+            return
+        for name in stale:
+            LOG.warning("l2_port_reopen", reason="interface_changed", interface=name)
+            port = self._ports.pop(name)
+            if name in self._watched and self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(port.fileno())
+            self._watched.discard(name)
+            port.close()
+        for name in [*stale, *missing]:
+            self._port(name)
+        self._rebuild()
+        for vip in self._wanted.values():
+            if any(name in stale and name in self._ports for name in vip.interfaces):
+                self._announce_now(vip, now)
 
     def _next_due(self) -> float | None:
         times = [a.due for a in self._announce.values()]
+        if self._ports or self._port_errors:
+            times.append(self._next_port_check)
         if self.options.probe_interval > 0 and self._wanted:
             times.append(self._next_probe)
         times += [c.first_seen + self._tracker.grace for c in self._tracker.suspects()

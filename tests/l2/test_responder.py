@@ -33,6 +33,8 @@ class FakePort:
         self.sent: list[Ether] = []
         self.inbox: list[bytes] = []
         self.prog: list[bpf.Insn] = []
+        self.gone = False
+        self.closed = False
 
     def fileno(self) -> int:
         return -1
@@ -49,7 +51,10 @@ class FakePort:
         yield from (f for f in frames_in if bpf.match(self.prog, f))
 
     def close(self) -> None:
-        pass
+        self.closed = True
+
+    def stale(self) -> bool:
+        return self.gone
 
 
 class Clock:
@@ -67,7 +72,10 @@ def rig() -> tuple[L2Responder, FakePort, Clock, list[str]]:
     wakes: list[str] = []
 
     def open_port(name: str) -> FakePort:
-        return ports.setdefault(name, FakePort(name))
+        port = ports.get(name)
+        if port is None or port.gone:
+            port = ports[name] = FakePort(name)
+        return port
 
     responder = L2Responder(CONFIG, wakes.append, clock=clock, open_port=open_port,
                             options=L2Options(announce_count=3, announce_spacing=1.0,
@@ -191,3 +199,20 @@ def test_async_set_is_apply(rig) -> None:  # type: ignore[no-untyped-def]
     asyncio.run(responder.set([VIP4]))
     assert responder.owned() == {VIP4}
     assert len(port.sent) == 2
+
+
+def test_recreated_interface_is_reopened_and_announced(rig) -> None:  # type: ignore[no-untyped-def]
+    responder, port, clock, _ = rig
+    responder.apply([VIP4])
+    responder.tick(clock.now)
+    port.gone = True  # e.g. the VLAN interface was deleted and created again
+    clock.now += 2.0
+    responder.tick(clock.now)
+    assert port.closed
+    new = responder._ports["eth0"]
+    assert new is not port
+    assert [p[ARP].op for p in new.sent if ARP in p and p[ARP].psrc == "192.0.2.100"][:2] == [
+        1, 2]
+    new.inbox.append(who_has("192.0.2.100"))
+    responder.on_readable(new)
+    assert any(ARP in p and p[ARP].op == 2 and p[ARP].pdst == "192.0.2.50" for p in new.sent)
