@@ -29,6 +29,7 @@ from typing import Any
 from speaker.config import AppConfig
 from speaker.l2 import bpf, frames, sysctl
 from speaker.l2 import metrics as m
+from speaker.l2.answer import Answerer, PortMetrics
 from speaker.l2.conflict import ConflictTracker, Verdict
 from speaker.l2.port import PacketPort, Port
 from speaker.logs import event_log
@@ -77,20 +78,6 @@ class _Announce:
     due: float
 
 
-class _PortMetrics:
-    __slots__ = ("arp_replies", "arp_requests", "garp", "na_sent", "na_unsolicited",
-                 "ns_received", "send_errors")
-
-    def __init__(self, name: str) -> None:
-        self.arp_requests = m.ARP_REQUESTS.labels(name)
-        self.arp_replies = m.ARP_REPLIES.labels(name)
-        self.garp = m.GARP_SENT.labels(name)
-        self.ns_received = m.NDP_SOLICITATIONS.labels(name)
-        self.na_sent = m.NDP_ADVERTISEMENTS.labels(name)
-        self.na_unsolicited = m.NDP_UNSOLICITED.labels(name)
-        self.send_errors = m.SEND_ERRORS.labels(name)
-
-
 class L2Responder:
     """ARP/NDP responder plus GARP / unsolicited NA for the VIPs this appliance owns."""
 
@@ -108,10 +95,7 @@ class L2Responder:
         self._yielded: set[IPAddress] = set()
         self._ports: dict[str, Port] = {}
         self._port_errors: dict[str, str] = {}
-        self._metrics: dict[str, _PortMetrics] = {}
-        self._arp: dict[str, dict[bytes, frames.ArpReplyTemplate]] = {}
-        self._nd: dict[str, dict[bytes, frames.NaReplyTemplate]] = {}
-        self._claimable: set[bytes] = set()
+        self._answer = Answerer()
         self._announce: dict[IPAddress, _Announce] = {}
         self._reprobed: set[IPAddress] = set()
         self._next_probe = 0.0
@@ -199,8 +183,7 @@ class L2Responder:
                            "since": c.first_seen, "last_seen": c.last_seen}
                           for c in self._tracker.confirmed()],
             "interfaces": {name: {"mac": frames.mac_text(p.mac),
-                                  "answering": len(self._arp.get(name, {}))
-                                  + len(self._nd.get(name, {}))}
+                                  "answering": self._answer.answering(name)}
                            for name, p in sorted(self._ports.items())},
             "port_errors": dict(self._port_errors),
             "sysctl_findings": [{"interface": f.interface, "knob": f.knob, "want": f.want,
@@ -300,7 +283,7 @@ class L2Responder:
         try:
             port.send(frame)
         except OSError as exc:
-            self._metrics[port.name].send_errors.inc()
+            self._answer.metrics[port.name].send_errors.inc()
             LOG.debug("l2_send_failed", reason="os_error", interface=port.name, error=str(exc))
             return False
         return True
@@ -322,7 +305,7 @@ class L2Responder:
             port = self._port(name)
             if port is None:
                 continue
-            pm = self._metrics[name]
+            pm = self._answer.metrics[name]
             if isinstance(vip.address, IPv4Address):
                 for frame in frames.garp_frames(port.mac, vip.address):
                     if self._send(port, frame):
@@ -343,51 +326,12 @@ class L2Responder:
     # --- receiving ----------------------------------------------------------------------------
 
     def on_readable(self, port: Port) -> None:
-        """Handle every frame queued on `port` (the hot path: no scapy, struct-free
-        slicing, one prebuilt reply filled per request)."""
+        """Handle every frame queued on `port` (see speaker.l2.answer: the hot path)."""
+        handle = self._answer.handle
         for frame in port.receive():
-            ethertype = frame[12:14]
-            if ethertype == b"\x08\x06" and len(frame) >= 42:
-                self._on_arp(port, frame)
-            elif ethertype == b"\x86\xdd" and len(frame) >= 78 and frame[20] == 58:
-                self._on_ndp(port, frame)
-
-    def _on_arp(self, port: Port, frame: bytes) -> None:
-        sha = frame[22:28]
-        if sha == port.mac:
-            return
-        spa, tpa = frame[28:32], frame[38:42]
-        if frame[20:22] == b"\x00\x01" and spa != tpa:
-            tmpl = self._arp.get(port.name, {}).get(tpa)
-            if tmpl is not None:
-                pm = self._metrics[port.name]
-                pm.arp_requests.inc()
-                try:
-                    port.send(tmpl.fill(sha, spa))
-                    pm.arp_replies.inc()
-                except OSError:
-                    pm.send_errors.inc()
-                return
-        if spa in self._claimable:
-            self._foreign_claim(IPv4Address(spa), sha, port)
-
-    def _on_ndp(self, port: Port, frame: bytes) -> None:
-        src_mac = frame[6:12]
-        if src_mac == port.mac or frame[21] != 255 or frame[55] != 0:
-            return  # ours, or not link-local NDP (RFC 4861 7.1)
-        target = frame[62:78]
-        if frame[54] == frames.ICMP6_NS:
-            tmpl = self._nd.get(port.name, {}).get(target)
-            if tmpl is not None:
-                pm = self._metrics[port.name]
-                pm.ns_received.inc()
-                try:
-                    port.send(tmpl.fill(src_mac, frame[22:38]))
-                    pm.na_sent.inc()
-                except OSError:
-                    pm.send_errors.inc()
-        elif frame[54] == frames.ICMP6_NA and target in self._claimable:
-            self._foreign_claim(IPv6Address(target), src_mac, port)
+            claim = handle(port, frame)
+            if claim is not None:
+                self._foreign_claim(claim[0], claim[1], port)
 
     def _foreign_claim(self, address: IPAddress, other: bytes, port: Port) -> None:
         vip = self._wanted.get(address)
@@ -415,23 +359,9 @@ class L2Responder:
 
     def _rebuild(self) -> None:
         """Reply tables and BPF filters from the owned set (called on every change)."""
-        arp: dict[str, dict[bytes, frames.ArpReplyTemplate]] = {}
-        nd: dict[str, dict[bytes, frames.NaReplyTemplate]] = {}
-        for vip in self._wanted.values():
-            if vip.address in self._yielded:
-                continue
-            for name in vip.interfaces:
-                port = self._port(name)
-                if port is None:
-                    continue
-                if isinstance(vip.address, IPv4Address):
-                    arp.setdefault(name, {})[vip.address.packed] = frames.ArpReplyTemplate(
-                        port.mac, vip.address)
-                else:
-                    nd.setdefault(name, {})[vip.address.packed] = frames.NaReplyTemplate(
-                        port.mac, vip.address)
-        self._arp, self._nd = arp, nd
-        self._claimable = {a.packed for a in self._wanted}
+        for name in {n for v in self._wanted.values() for n in v.interfaces}:
+            self._port(name)
+        self._answer.rebuild(self.owned(), self._wanted, self._ports)
         v4 = [a for a in self._wanted if isinstance(a, IPv4Address)]
         v6 = [a for a in self._wanted if isinstance(a, IPv6Address)]
         for name, port in self._ports.items():
@@ -456,7 +386,7 @@ class L2Responder:
             return None
         self._port_errors.pop(name, None)
         self._ports[name] = port
-        self._metrics.setdefault(name, _PortMetrics(name))
+        self._answer.metrics.setdefault(name, PortMetrics(name))
         port.set_filter(bpf.program([], []))
         self._watch_ports()
         return port
@@ -477,7 +407,7 @@ class L2Responder:
             port.close()
         self._ports.clear()
         self._watched.clear()
-        self._arp, self._nd = {}, {}
+        self._answer.clear()
         self._loop = None
 
     def _mac_text(self, name: str) -> str:
