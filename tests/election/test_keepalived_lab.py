@@ -88,3 +88,24 @@ def test_mismatched_vip_lists_split_the_brain_and_we_say_so(pair: Segment) -> No
     assert mismatch["theirs"] == f"{VIP},192.0.2.105"
     conflict = ours.wait_event("vip_conflict", timeout=15, vip=VIP)
     assert conflict["other_mac"] == ka.mac
+
+
+def test_ipv6_instances_interoperate(pair: Segment) -> None:
+    """VRRPv3 over IPv6 (ff02::12, link-local sources) with keepalived, both ways."""
+    vip6 = "2001:db8::100"
+    ours, ka = pair.appliances["a1"], pair.appliances["a2"]
+    pair.configure("a1", [Group("front", 52, 150)], [Vip("web6", vip6, "front")]).start()
+    ours.wait_event("leader_gained", group="front")
+    start_keepalived(ka, keepalived_conf("ka", 52, 100, [vip6]))
+    wait_keepalived(ka, "BACKUP")
+    time.sleep(1.0)
+    assert keepalived_states(ka) == ["BACKUP"]
+    pair.prime(vip6)
+    assert pair.who_answers(vip6) == {ours.mac}
+    pair.death(ours)
+    wait_keepalived(ka, "MASTER")
+    pair.wait_neigh(vip6, ka.mac)
+    pair.revive(ours)  # keepalived master, ours returns with the higher priority
+    ours.wait_event("leader_gained", group="front")
+    wait_keepalived(ka, "BACKUP", count=2)
+    pair.wait_neigh(vip6, ours.mac)
