@@ -47,6 +47,9 @@ def test_adverts_and_answers_are_valid_on_the_wire(one: Segment) -> None:
     # RFC 5227 probe (sender 0.0.0.0) is defended with a reply from the owner.
     client_mac = one.client.run("cat", "/sys/class/net/eth0/address").stdout.strip()
     assert [tuple(r) for r in seen["arp_probe"]] == [(2, a1.mac, VIP4, client_mac)]
+    # A request tagged for VLAN 100 reaches eth0 (the kernel strips the tag into
+    # metadata); the responder on untagged eth0 must not answer it.
+    assert (seen["arp_tagged"], seen["arp_untagged"]) == (0, 1)
     # Unicast NS (neighbour unreachability detection): solicited NA, S=1 O=1 R=0.
     assert [tuple(r) for r in seen["ns_unicast"]] == [(a1.mac, "2001:db8::50", 0, 1, 1, True)]
     # DAD-style NS (source ::): NA to all-nodes with the solicited flag clear.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, IPv6, in6_getnsma, in6_getnsmac
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.layers.vrrp import VRRPv3
 from scapy.utils6 import inet_pton
 
@@ -71,6 +71,12 @@ def main() -> None:
                                                           pdst=vip4)
     result["arp_probe"] = [(f[ARP].op, f[ARP].hwsrc, f[ARP].psrc, f.dst)
                            for f in exchange(probe, ARP) if f[ARP].op == 2]
+    tagged = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=100)
+              / ARP(op=1, hwsrc=mac, psrc="192.0.2.50", pdst=vip4))
+    result["arp_tagged"] = len([f for f in exchange(tagged, ARP) if f[ARP].op == 2])
+    untagged = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac,
+                                                             psrc="192.0.2.50", pdst=vip4)
+    result["arp_untagged"] = len([f for f in exchange(untagged, ARP) if f[ARP].op == 2])
     src6 = "2001:db8::50"
     base = Ether(src=mac, dst=owner) / IPv6(src=src6, dst=vip6, hlim=255)
     unicast = exchange(base / ICMPv6ND_NS(tgt=vip6), ICMPv6ND_NA)
