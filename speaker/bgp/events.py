@@ -92,9 +92,25 @@ def established_from_summary(lines: list[str]) -> frozenset[IPAddress]:
     return frozenset(out)
 
 
+_NOTIFICATION = re.compile(r"notification (received|sent) \((\d+),\s*(\d+)\)")
+_NOTIFICATION_CODES = {
+    (2, 2): "bad_peer_as", (2, 3): "bad_bgp_identifier", (2, 4): "unsupported_capability",
+    (2, 6): "unacceptable_hold_time", (2, 7): "unsupported_capability",
+    (6, 1): "peer_max_prefix", (6, 2): "peer_admin_shutdown", (6, 3): "peer_deconfigured",
+    (6, 4): "peer_admin_reset", (6, 5): "connection_rejected", (6, 7): "connection_collision",
+}
+
+
 def down_reason_code(reason: str) -> str:
-    """A stable reason code for ExaBGP's free-text 'down' reason."""
+    """A stable reason code for ExaBGP's free-text 'down' reason. A NOTIFICATION
+    (RFC 4271 / 4486 code, subcode) the operator can act on gets its own code."""
     text = reason.lower()
+    match = _NOTIFICATION.search(text)
+    if match:
+        code, subcode = int(match.group(2)), int(match.group(3))
+        named = _NOTIFICATION_CODES.get((code, subcode))
+        if named:
+            return named if match.group(1) == "received" else f"sent_{named}"
     table = (
         ("hold timer", "hold_timer_expired"),
         ("notification received", "notification_received"),
@@ -105,7 +121,7 @@ def down_reason_code(reason: str) -> str:
         ("terminated", "exabgp_shutdown"),
         ("shutdown", "exabgp_shutdown"),
     )
-    for needle, code in table:
+    for needle, reason_code in table:
         if needle in text:
-            return code
+            return reason_code
     return "session_down"

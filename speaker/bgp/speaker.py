@@ -82,6 +82,7 @@ class ExaBgpSpeaker:
         self._version = ""
         self._last_exit: int | None = None
         self._last_withdraw = float("-inf")
+        self._start_error = ""
 
     @staticmethod
     def _peer_list(config: AppConfig) -> tuple[Peer, ...]:
@@ -142,7 +143,8 @@ class ExaBgpSpeaker:
         return {
             "exabgp": {"running": self._process.pid is not None, "pid": self._process.pid,
                        "version": self._version, "restarts": self._restarts,
-                       "last_exit": self._last_exit, "log_tail": list(self._log_tail)[-10:]},
+                       "last_exit": self._last_exit, "start_error": self._start_error,
+                       "log_tail": list(self._log_tail)[-10:]},
             "sessions": sessions,
             "announced": announced,
             "desired": len(self._desired),
@@ -196,11 +198,13 @@ class ExaBgpSpeaker:
             self._config_changed.clear()
             started = self._clock()
             planned = False
+            reason = "exabgp_exited"
             try:
                 planned = await self._run_exabgp()
             except (OSError, RuntimeError, ValueError) as exc:
-                LOG.error("exabgp_start_failed", reason="start_failed", error=repr(exc))
-            self._after_exit("exabgp_restarting" if planned else "exabgp_exited")
+                LOG.error("exabgp_start_failed", reason="exabgp_start_failed", error=repr(exc))
+                reason, self._start_error = "exabgp_start_failed", repr(exc)
+            self._after_exit("exabgp_restarting" if planned else reason)
             if planned:
                 quick_failures = 0
                 continue
@@ -230,6 +234,10 @@ class ExaBgpSpeaker:
         self._version = version.text
         local: dict[str, IPAddress] = {}
         for peer in bgp.peers:
+            if peer.keepalive is not None and abs(peer.keepalive - peer.hold_time / 3) > 0.5:
+                LOG.warning("bgp_keepalive_ignored", reason="exabgp_uses_hold_time_third",
+                            peer=peer.name, keepalive_s=peer.keepalive,
+                            used_s=round(peer.hold_time) / 3)
             if peer.local_address is None:
                 found = await source_address(peer.address, self._netns)
                 if found is not None:
@@ -246,6 +254,7 @@ class ExaBgpSpeaker:
         env = environment(os.environ, python_path=package_root(), bind=bind,
                           reactor_speed=self._reactor_speed)
         self._sessions.exabgp_started()
+        self._start_error = ""
         run = asyncio.create_task(self._process.run_once(argv(exe, conf, version, self._netns),
                                                          env, self._dir))
         change = asyncio.create_task(self._config_changed.wait())

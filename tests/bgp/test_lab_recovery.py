@@ -154,3 +154,25 @@ def test_withdraw_all_before_stop_leaves_nothing_at_peer(
     assert bird.routes() == {}
     time.sleep(1)
     assert bird.routes() == {}
+
+
+def test_wrong_peer_asn_shows_the_notification_reason(
+        routers: Callable[..., Router], speakers: Callable[..., SpeakerThread]) -> None:
+    routers("bird", "r1", [Neighbor("192.0.2.10", 65010)])
+    spk = speakers("a1", appliance_config("a1", [v4_peer(asn=65099)]))
+    # ExaBGP sees BIRD's AS 65001 in the OPEN and refuses it with NOTIFICATION 2/2.
+    state = wait_for(lambda: (s := spk.sync(spk.speaker.sessions)["r1"]).reason in (
+        "sent_bad_peer_as", "bad_peer_as") and s, 30, what="reason bad peer AS")
+    assert state.state == "down"
+    detail = spk.sync(spk.speaker.status)["sessions"]["r1"]["detail"]  # type: ignore[index]
+    assert "65001" in detail
+
+
+def test_passive_peer_is_reached_by_the_router(
+        routers: Callable[..., Router], speakers: Callable[..., SpeakerThread]) -> None:
+    """ExaBGP listens on the appliance address when a peer is passive."""
+    bird = routers("bird", "r1", [Neighbor("192.0.2.10", 65010)])
+    spk = speakers("a1", appliance_config("a1", [v4_peer(passive=True)]))
+    spk.call(lambda: spk.speaker.set(VIPS[:3]))
+    wait_for(lambda: len(bird.routes()) == 3, 30, what="VIPs over a session BIRD opened")
+    assert up(spk)

@@ -58,7 +58,11 @@ def test_summary_lists_established_peers() -> None:
 
 def test_down_reasons_get_stable_codes() -> None:
     assert down_reason_code("hold timer expired") == "hold_timer_expired"
-    assert down_reason_code("notification received (6,2)") == "notification_received"
+    assert down_reason_code("notification received (6,2)") == "peer_admin_shutdown"
+    assert down_reason_code("peer reset, message (notification received (2,2)) error()") == \
+        "bad_peer_as"
+    assert down_reason_code("notification sent (2,2)") == "sent_bad_peer_as"
+    assert down_reason_code("notification received (3,1)") == "notification_received"
     assert down_reason_code("something new") == "session_down"
 
 
