@@ -48,11 +48,15 @@ class Vip:
 
 def appliance_yaml(name: str, router_id: str, groups: Sequence[Group], vips: Sequence[Vip],
                    sock: Path, *, engine: str = "vrrp", preset: str = "fast",
-                   unicast_peers: Sequence[str] = (), interface: str = "eth0") -> str:
-    """Config text of one appliance (IPVS off: the lab kernel has none)."""
+                   unicast_peers: Sequence[str] = (), interface: str = "eth0",
+                   uplink: str | None = None) -> str:
+    """Config text of one appliance (IPVS off: the lab kernel has none). `uplink`: an
+    extra interface that self-checks watch (down: priority penalty 50)."""
+    extra_if = f", {{name: {uplink}, role: backend}}" if uplink else ""
     lines = [
         "node:", f"  name: {name}", f"  router_id: {router_id}",
-        f"  interfaces: [{{name: {interface}, role: client}}]",
+        f"  interfaces: [{{name: {interface}, role: client}}{extra_if}]",
+        *([f"  self_checks: {{uplinks: [{uplink}], priority_penalty: 50}}"] if uplink else []),
         "election:", f"  engine: {engine}", f"  preset: {preset}",
         f"  vrrp: {{interface: {interface}, unicast_peers: [{', '.join(unicast_peers)}]}}",
         "  groups:",

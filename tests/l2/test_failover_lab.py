@@ -187,3 +187,31 @@ def test_forced_duplicate_owner_is_detected_and_resolved(pair: Segment) -> None:
     a2.wait_event("leader_lost", group="front")
     a2.wait_event("vip_released", vip=VIP)
     assert pair.who_answers(VIP) == {a1.mac}
+
+
+def test_self_health_penalty_hands_over_without_a_gap(pair: Segment) -> None:
+    """The leader's uplink loses carrier: self-checks lower its priority by 50, the
+    backup (priority 120) preempts; the old leader answers until the new one speaks."""
+    a1, a2 = pair.appliances["a1"], pair.appliances["a2"]
+    a1.ns.run("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+    a1.ns.run("ip", "link", "set", "eth1", "up")
+    a1.ns.run("ip", "link", "set", "eth1p", "up")
+    pair.configure("a1", [Group("front", 51, 150)], FRONT, uplink="eth1").start()
+    a1.wait_event("vip_owned", vip=VIP)
+    pair.configure("a2", [Group("front", 51, 120)], FRONT).start()
+    a2.wait_event("ready")
+    pair.prime(VIP)
+    pinger = Pinger(pair, VIP)
+    time.sleep(0.3)
+    a2.mark()
+    a1.mark()
+    a1.ns.run("ip", "link", "set", "eth1p", "down")  # eth1: NO-CARRIER
+    a1.wait_event("election_penalty", penalty="50")
+    a2.wait_event("leader_gained", group="front")
+    pair.wait_neigh(VIP, a2.mac)
+    time.sleep(0.3)
+    gap = Pinger.longest_gap(pinger.stop())
+    print(f"self-health handover gap {gap:.3f}s")
+    assert gap < 0.2, gap
+    assert a1.status()["election"]["front"]["priority"] == 100
+    assert pair.who_answers(VIP) == {a2.mac}
