@@ -104,6 +104,8 @@ class PacketPort:
                 yield recv(bpf.SNAPLEN)
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError:
+                return  # ENETDOWN once when the link goes down: the socket stays usable
 
     def close(self) -> None:
         """Close the socket."""
