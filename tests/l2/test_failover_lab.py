@@ -63,6 +63,7 @@ def test_only_the_leader_answers_and_a_crash_moves_the_neighbour(pair: Segment) 
     moved = pair.wait_neigh(VIP, a2.mac, timeout=3.0)  # GARP, not an ARP timeout
     time.sleep(0.3)
     gap = Pinger.longest_gap(pinger.stop())
+    print(f"crash: neighbour moved after {moved:.3f}s, longest ping gap {gap:.3f}s")
     assert moved < 3.0
     assert gap < 0.5, f"a crash should not interrupt the client (gap {gap:.3f}s)"
     assert pair.who_answers(VIP) == {a2.mac}
