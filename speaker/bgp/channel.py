@@ -124,7 +124,10 @@ class BridgeConnection:
     async def wait(self, future: asyncio.Future[Reply]) -> Reply:
         """The reply to a submitted line; a stuck stream is closed."""
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self._ack_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+            # cancellation that arrives as the future completes (gh-86296).
+            async with asyncio.timeout(self._ack_timeout):
+                return await asyncio.shield(future)
         except TimeoutError:
             LOG.error("exabgp_ack_timeout", reason="ack_timeout", timeout_s=self._ack_timeout)
             self.close()
@@ -188,6 +191,7 @@ class BridgeServer:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()

@@ -61,7 +61,8 @@ async def _output(argv: Sequence[str], limit_s: float = 20.0) -> tuple[int, str]
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
+        async with asyncio.timeout(limit_s):
+            out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -136,7 +137,8 @@ class ExaBgpProcess:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
         try:
-            await asyncio.wait_for(proc.wait(), grace_s)
+            async with asyncio.timeout(grace_s):
+                await proc.wait()
         except TimeoutError:
             LOG.warning("exabgp_kill", reason="sigterm_ignored", pid=proc.pid)
             with contextlib.suppress(ProcessLookupError):

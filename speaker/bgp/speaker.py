@@ -2,10 +2,8 @@
 
 Three tasks run under `run()`: the supervisor of the ExaBGP process (config
 written, started, restarted with backoff, restarted on a config change), the
-sync worker (the only writer to the bridge: sends the difference between the
-desired set and what ExaBGP acknowledged, replays the full set plus End-of-RIB
-when a session comes up, and resynchronises on every new bridge connection),
-and the diagnosis of sessions that do not come up.
+sync worker (`sync.RibSync`: the only writer to the bridge), and the diagnosis
+of sessions that do not come up.
 """
 
 from __future__ import annotations
@@ -20,12 +18,12 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from speaker.bgp import commands as cmd
-from speaker.bgp.channel import BridgeConnection, BridgeServer, ConnectionLostError, Reply
+from speaker.bgp.channel import BridgeServer
 from speaker.bgp.diagnose import explain, read_sockets
-from speaker.bgp.events import StateEvent, established_from_summary
+from speaker.bgp.events import StateEvent
 from speaker.bgp.exaconf import argv, default_executable, environment, package_root, render_config
-from speaker.bgp.metrics import ANNOUNCED_PREFIXES, EXABGP_RESTARTS, UPDATES
-from speaker.bgp.plan import Peer, desired_for, diff, peers_from_config, sort_key, unplaced
+from speaker.bgp.metrics import EXABGP_RESTARTS
+from speaker.bgp.plan import Peer, peers_from_config, unplaced
 from speaker.bgp.process import (
     STABLE_AFTER_S,
     ExaBgpProcess,
@@ -34,9 +32,10 @@ from speaker.bgp.process import (
     source_address,
 )
 from speaker.bgp.sessions import SessionTable
+from speaker.bgp.sync import RibSync
 from speaker.config import AppConfig
 from speaker.logs import event_log
-from speaker.model import BgpAnnouncement, IPAddress, IPNetwork, PeerState
+from speaker.model import BgpAnnouncement, IPAddress, PeerState
 from speaker.seams import Wake
 
 LOG = event_log(__name__)
@@ -65,24 +64,19 @@ class ExaBgpSpeaker:
         self._clock = clock
         self._reactor_speed = reactor_speed
         self._sessions = SessionTable(self._peer_list(config), clock)
-        self._desired: frozenset[BgpAnnouncement] = frozenset()
-        self._ribs: dict[str, dict[IPNetwork, BgpAnnouncement]] = {
-            name: {} for name in self._sessions.peers}
-        self._replay: set[str] = set()
-        self._resync_all = False
-        self._generation = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._kick = asyncio.Event()
+        self._sync = RibSync(self._sessions, wake, clock, self._local_asn)
         self._config_changed = asyncio.Event()
-        self._conn: BridgeConnection | None = None
         self._process = ExaBgpProcess(self._exabgp_output)
-        self._server = BridgeServer(self._dir / "bridge.sock", self._on_connect, self._on_state)
+        self._server = BridgeServer(self._dir / "bridge.sock", self._sync.on_connect,
+                                    self._on_state)
         self._log_tail: deque[str] = deque(maxlen=40)
         self._restarts = 0
         self._version = ""
         self._last_exit: int | None = None
-        self._last_withdraw = float("-inf")
         self._start_error = ""
+
+    def _local_asn(self) -> int:
+        return self._config.bgp.local_asn if self._config.bgp is not None else 0
 
     @staticmethod
     def _peer_list(config: AppConfig) -> tuple[Peer, ...]:
@@ -97,7 +91,7 @@ class ExaBgpSpeaker:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._supervise())
-                tg.create_task(self._sync_loop())
+                tg.create_task(self._sync.run())
                 tg.create_task(self._diagnose_loop())
         finally:
             await self._server.close()
@@ -123,8 +117,8 @@ class ExaBgpSpeaker:
         if self._process_settings(old) == self._process_settings(config):
             return
         self._sessions.set_peers(self._peer_list(config))
-        self._ribs = {name: self._ribs.get(name, {}) for name in self._sessions.peers}
-        LOG.info("bgp_reconfigured", reason="config_changed", peers=len(self._ribs))
+        self._sync.peers_changed()
+        LOG.info("bgp_reconfigured", reason="config_changed", peers=len(self._sessions.peers))
         self._config_changed.set()
 
     def status(self) -> dict[str, object]:
@@ -139,7 +133,7 @@ class ExaBgpSpeaker:
                               "detail": session.detail if session else "",
                               "announced": state.announced}
         announced = {name: sorted(p.with_prefixlen for p in rib)
-                     for name, rib in sorted(self._ribs.items())}
+                     for name, rib in sorted(self._sync.ribs.items())}
         return {
             "exabgp": {"running": self._process.pid is not None, "pid": self._process.pid,
                        "version": self._version, "restarts": self._restarts,
@@ -147,9 +141,9 @@ class ExaBgpSpeaker:
                        "log_tail": list(self._log_tail)[-10:]},
             "sessions": sessions,
             "announced": announced,
-            "desired": len(self._desired),
+            "desired": len(self._sync.desired),
             "unplaced": [a.prefix.with_prefixlen
-                         for a in unplaced(self._sessions.peers.values(), self._desired)],
+                         for a in unplaced(self._sessions.peers.values(), self._sync.desired)],
         }
 
     # -- BgpSpeaker -----------------------------------------------------------------------
@@ -162,30 +156,23 @@ class ExaBgpSpeaker:
         for ann in wanted:  # defence in depth: render everything before accepting
             cmd.attributes(ann, local_asn=1, ibgp=False)
             cmd.prefix_token(ann.prefix)
-        self._desired = wanted
-        self._generation += 1
-        if self._conn is None or self._conn.closed.is_set():
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._generation, future))
-        self._kick.set()
-        await future
+        await self._sync.set_desired(wanted)
 
     def announced(self) -> frozenset[BgpAnnouncement]:
         """Announcements ExaBGP acknowledged for at least one peer."""
-        return frozenset(a for rib in self._ribs.values() for a in rib.values())
+        return self._sync.announced()
 
     def sessions(self) -> Mapping[str, PeerState]:
         """Session state per peer name."""
-        return self._sessions.states(lambda name: len(self._ribs.get(name, {})))
+        return self._sessions.states(lambda name: len(self._sync.ribs.get(name, {})))
 
     async def withdraw_all(self) -> None:
         """Withdraw every route, wait for the acks, then give ExaBGP a moment to
         send the UPDATEs (planned stop: with graceful restart negotiated ExaBGP
         closes without NOTIFICATION, so routes must be gone before)."""
         await self.set(())
-        if self._conn is not None and not self._conn.closed.is_set():
-            remaining = self._last_withdraw + WITHDRAW_SETTLE_S - self._clock()
+        if self._sync.connected():
+            remaining = self._sync.last_withdraw + WITHDRAW_SETTLE_S - self._clock()
             if remaining > 0:
                 await asyncio.sleep(remaining)
         LOG.info("bgp_withdrawn_all", reason="planned_stop")
@@ -269,12 +256,7 @@ class ExaBgpSpeaker:
 
     def _after_exit(self, reason: str) -> None:
         self._sessions.exabgp_stopped(reason)
-        for name in self._ribs:  # ExaBGP's RIB died with it
-            self._ribs[name] = {}
-            ANNOUNCED_PREFIXES.labels(name).set(0)
-        if self._conn is not None:
-            self._conn.close()
-        self._release_waiters()
+        self._sync.exabgp_gone()
         self._wake("exabgp_exited")
 
     def _exabgp_output(self, line: str) -> None:
@@ -287,11 +269,6 @@ class ExaBgpSpeaker:
 
     # -- Bridge events ----------------------------------------------------------------------
 
-    def _on_connect(self, conn: BridgeConnection) -> None:
-        self._conn = conn
-        self._resync_all = True
-        self._kick.set()
-
     def _on_state(self, event: StateEvent) -> None:
         name = self._sessions.on_event(event)
         session = self._sessions.get(name) if name is not None else None
@@ -300,108 +277,8 @@ class ExaBgpSpeaker:
         LOG.info(f"bgp_session_{event.state}", reason=session.reason, peer=name,
                  detail=session.detail)
         if event.state == "up":
-            self._replay.add(name)
-            self._kick.set()
+            self._sync.session_up(name)
         self._wake(f"bgp_session_{event.state}")
-
-    # -- Sync worker --------------------------------------------------------------------------
-
-    def _release_waiters(self, upto: int | None = None) -> None:
-        keep = []
-        for gen, fut in self._waiters:
-            if upto is None or gen <= upto:
-                if not fut.done():
-                    fut.set_result(None)
-            else:
-                keep.append((gen, fut))
-        self._waiters = keep
-
-    async def _sync_loop(self) -> None:
-        while True:
-            await self._kick.wait()
-            self._kick.clear()
-            conn = self._conn
-            if conn is None or conn.closed.is_set():
-                self._release_waiters()
-                continue
-            generation = self._generation
-            try:
-                await self._sync(conn)
-            except ConnectionLostError:
-                self._release_waiters()
-                continue
-            self._release_waiters(generation)
-
-    async def _sync(self, conn: BridgeConnection) -> None:
-        full: set[str] = set()
-        if self._resync_all:
-            self._resync_all = False
-            reply = await conn.barrier(cmd.SUMMARY.line)
-            established = established_from_summary(list(reply.lines))
-            for name, peer in self._sessions.peers.items():
-                if peer.address in established and self._sessions.mark_up(name):
-                    self._replay.add(name)
-                    self._wake("bgp_session_up")
-            full = set(self._sessions.peers)
-        replay, self._replay = self._replay, set()
-        commands: list[cmd.Command] = []
-        for name, peer in self._sessions.peers.items():
-            desired = desired_for(peer, self._desired)
-            rib = self._ribs.get(name, {})
-            withdraw, announce = diff(desired, rib)
-            if name in full or name in replay:
-                announce = tuple(sorted(desired.values(), key=sort_key))
-            commands += cmd.withdraw_commands(name, str(peer.address), (rib[p] for p in withdraw))
-            commands += cmd.announce_commands(name, str(peer.address), announce,
-                                              local_asn=self._local_asn(), ibgp=peer.ibgp)
-        try:
-            await self._send(conn, commands)
-        except ConnectionLostError:
-            self._replay |= replay
-            raise
-        for name in sorted(replay):
-            up_peer = self._sessions.peers.get(name)
-            if up_peer is None or not self._sessions.is_up(name):
-                continue
-            for family in up_peer.families:
-                eor = cmd.eor_command(name, str(up_peer.address), family)
-                reply = await conn.barrier(eor.line)
-                UPDATES.labels(name, "eor" if reply.ok else "error").inc()
-        for name, rib in self._ribs.items():
-            ANNOUNCED_PREFIXES.labels(name).set(len(rib))
-
-    def _local_asn(self) -> int:
-        return self._config.bgp.local_asn if self._config.bgp is not None else 0
-
-    async def _send(self, conn: BridgeConnection, commands: list[cmd.Command]) -> None:
-        futures: list[tuple[cmd.Command, asyncio.Future[Reply]]] = []
-        try:
-            for command in commands:
-                futures.append((command, await conn.submit(command.line)))  # noqa: PERF401 - awaits
-            for command, future in futures:
-                reply = await conn.wait(future)
-                self._apply(command, reply.ok)
-        except ConnectionLostError:
-            for command, future in futures:
-                acked = future.done() and not future.cancelled() and future.exception() is None
-                if not acked and command.kind == "announce":  # unknown outcome: assume it landed
-                    self._apply(command, True, count=False)
-            raise
-
-    def _apply(self, command: cmd.Command, ok: bool, count: bool = True) -> None:
-        rib = self._ribs.setdefault(command.peer, {})
-        if not ok:
-            UPDATES.labels(command.peer, "error").inc(len(command.prefixes))
-            return
-        if command.kind == "announce":
-            for ann in command.announcements:
-                rib[ann.prefix] = ann
-        elif command.kind == "withdraw":
-            self._last_withdraw = self._clock()
-            for prefix in command.prefixes:
-                rib.pop(prefix, None)
-        if count:
-            UPDATES.labels(command.peer, command.kind).inc(len(command.prefixes))
 
     # -- Diagnosis ------------------------------------------------------------------------------
 

@@ -1,0 +1,188 @@
+"""Keeping ExaBGP's routes equal to the desired set, over the live bridge.
+
+`RibSync` is the only writer to the bridge. It holds the desired set and, per
+peer, what ExaBGP acknowledged; each pass sends the difference (withdrawals,
+then announcements), replays the full set plus End-of-RIB for sessions that
+just came up, and after a new bridge connection asks which sessions are
+established and re-announces everything (a respawned API process gets no `up`
+event, and commands whose ack was lost may or may not have been applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from speaker.bgp import commands as cmd
+from speaker.bgp.channel import BridgeConnection, ConnectionLostError, Reply
+from speaker.bgp.events import established_from_summary
+from speaker.bgp.metrics import ANNOUNCED_PREFIXES, UPDATES
+from speaker.bgp.plan import desired_for, diff, sort_key
+from speaker.bgp.sessions import SessionTable
+from speaker.model import BgpAnnouncement, IPNetwork
+from speaker.seams import Wake
+
+
+class RibSync:
+    """Desired routes, acknowledged routes per peer, and the worker between them."""
+
+    def __init__(self, sessions: SessionTable, wake: Wake, clock: Callable[[], float],
+                 local_asn: Callable[[], int]) -> None:
+        self._sessions = sessions
+        self._wake = wake
+        self._clock = clock
+        self._local_asn = local_asn
+        self.desired: frozenset[BgpAnnouncement] = frozenset()
+        self.ribs: dict[str, dict[IPNetwork, BgpAnnouncement]] = {
+            name: {} for name in sessions.peers}
+        self.last_withdraw = float("-inf")
+        """Clock time of the last acknowledged withdrawal."""
+        self._replay: set[str] = set()
+        self._resync_all = False
+        self._generation = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._kick = asyncio.Event()
+        self.conn: BridgeConnection | None = None
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def connected(self) -> bool:
+        """A bridge connection is live."""
+        return self.conn is not None and not self.conn.closed.is_set()
+
+    async def set_desired(self, wanted: frozenset[BgpAnnouncement]) -> None:
+        """Adopt a new desired set; wait for the pass that sends it (not while
+        ExaBGP is away: the set goes out when the bridge connects)."""
+        self.desired = wanted
+        self._generation += 1
+        if not self.connected():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._generation, future))
+        self._kick.set()
+        await future
+
+    def on_connect(self, conn: BridgeConnection) -> None:
+        """A (new) bridge connected: resynchronise everything over it."""
+        self.conn = conn
+        self._resync_all = True
+        self._kick.set()
+
+    def session_up(self, name: str) -> None:
+        """A session came up: replay its full set, then End-of-RIB."""
+        self._replay.add(name)
+        self._kick.set()
+
+    def peers_changed(self) -> None:
+        """The peer list changed (config): keep the RIBs of the peers that stay."""
+        self.ribs = {name: self.ribs.get(name, {}) for name in self._sessions.peers}
+
+    def exabgp_gone(self) -> None:
+        """ExaBGP exited: its RIB died with it; nobody waits for acks any more."""
+        for name in self.ribs:
+            self.ribs[name] = {}
+            ANNOUNCED_PREFIXES.labels(name).set(0)
+        if self.conn is not None:
+            self.conn.close()
+        self._release_waiters()
+
+    def announced(self) -> frozenset[BgpAnnouncement]:
+        """Announcements acknowledged for at least one peer."""
+        return frozenset(a for rib in self.ribs.values() for a in rib.values())
+
+    # -- worker ---------------------------------------------------------------------------
+
+    def _release_waiters(self, upto: int | None = None) -> None:
+        keep = []
+        for gen, fut in self._waiters:
+            if upto is None or gen <= upto:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((gen, fut))
+        self._waiters = keep
+
+    async def run(self) -> None:
+        """Sync whenever kicked, until cancelled."""
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            conn = self.conn
+            if conn is None or conn.closed.is_set():
+                self._release_waiters()
+                continue
+            generation = self._generation
+            try:
+                await self._sync(conn)
+            except ConnectionLostError:
+                self._release_waiters()
+                continue
+            self._release_waiters(generation)
+
+    async def _sync(self, conn: BridgeConnection) -> None:
+        full: set[str] = set()
+        if self._resync_all:
+            self._resync_all = False
+            reply = await conn.barrier(cmd.SUMMARY.line)
+            established = established_from_summary(list(reply.lines))
+            for name, peer in self._sessions.peers.items():
+                if peer.address in established and self._sessions.mark_up(name):
+                    self._replay.add(name)
+                    self._wake("bgp_session_up")
+            full = set(self._sessions.peers)
+        replay, self._replay = self._replay, set()
+        commands: list[cmd.Command] = []
+        for name, peer in self._sessions.peers.items():
+            desired = desired_for(peer, self.desired)
+            rib = self.ribs.setdefault(name, {})
+            withdraw, announce = diff(desired, rib)
+            if name in full or name in replay:
+                announce = tuple(sorted(desired.values(), key=sort_key))
+            commands += cmd.withdraw_commands(name, str(peer.address), (rib[p] for p in withdraw))
+            commands += cmd.announce_commands(name, str(peer.address), announce,
+                                              local_asn=self._local_asn(), ibgp=peer.ibgp)
+        try:
+            await self._send(conn, commands)
+        except ConnectionLostError:
+            self._replay |= replay
+            raise
+        for name in sorted(replay):
+            up_peer = self._sessions.peers.get(name)
+            if up_peer is None or not self._sessions.is_up(name):
+                continue
+            for family in up_peer.families:
+                eor = cmd.eor_command(name, str(up_peer.address), family)
+                reply = await conn.barrier(eor.line)
+                UPDATES.labels(name, "eor" if reply.ok else "error").inc()
+        for name, rib in self.ribs.items():
+            ANNOUNCED_PREFIXES.labels(name).set(len(rib))
+
+    async def _send(self, conn: BridgeConnection, commands: list[cmd.Command]) -> None:
+        futures: list[tuple[cmd.Command, asyncio.Future[Reply]]] = []
+        try:
+            for command in commands:
+                futures.append((command, await conn.submit(command.line)))  # noqa: PERF401 - awaits
+            for command, future in futures:
+                reply = await conn.wait(future)
+                self._apply(command, reply.ok)
+        except ConnectionLostError:
+            for command, future in futures:
+                acked = future.done() and not future.cancelled() and future.exception() is None
+                if not acked and command.kind == "announce":  # unknown outcome: assume it landed
+                    self._apply(command, True, count=False)
+            raise
+
+    def _apply(self, command: cmd.Command, ok: bool, count: bool = True) -> None:
+        rib = self.ribs.setdefault(command.peer, {})
+        if not ok:
+            UPDATES.labels(command.peer, "error").inc(len(command.prefixes))
+            return
+        if command.kind == "announce":
+            for ann in command.announcements:
+                rib[ann.prefix] = ann
+        elif command.kind == "withdraw":
+            self.last_withdraw = self._clock()
+            for prefix in command.prefixes:
+                rib.pop(prefix, None)
+        if count:
+            UPDATES.labels(command.peer, command.kind).inc(len(command.prefixes))
