@@ -51,6 +51,7 @@ def _neighbor(peer: PeerConfig, bgp: BgpConfig, router_id: str, local: IPAddress
         f"    passive {'true' if peer.passive else 'false'};",
         "    manual-eor true;",
         "    group-updates true;",
+        "    adj-rib-in false;",  # routes a router sends us are not needed: do not keep them
     ]
     if peer.multihop is not None:
         lines.append(f"    outgoing-ttl {peer.multihop};")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from speaker.metrics import REGISTRY
 from speaker.model import BgpAnnouncement
 from tests.bgp.conftest import SpeakerThread, appliance_config
 from tests.bgp.routers import Bird, Neighbor, Router, wait_for
@@ -42,6 +43,11 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def metric(name: str, **labels: str) -> float:
+    """Current value of a sample on the appliance registry (0 if absent)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def up(spk: SpeakerThread, peer: str = "r1") -> bool:
     """Whether the speaker reports the session up."""
     return spk.sync(spk.speaker.sessions)[peer].state == "up"
@@ -53,6 +59,10 @@ def test_exabgp_kill9_restarts_and_reannounces_every_vip(
     spk = speakers("a1", appliance_config("a1", [v4_peer()], graceful_restart=False))
     spk.call(lambda: spk.speaker.set(VIPS))
     wait_for(lambda: set(bird.routes()) == EXPECTED, 30, what="20 VIPs at BIRD")
+    assert metric("speaker_bgp_session_up", peer="r1") == 1
+    assert metric("speaker_bgp_announced_prefixes", peer="r1") == len(VIPS)
+    restarts = metric("speaker_exabgp_restarts_total")
+    announced = metric("speaker_bgp_updates_total", peer="r1", kind="announce")
     first = exabgp_pid(spk)
 
     os.kill(first, signal.SIGKILL)
@@ -65,6 +75,9 @@ def test_exabgp_kill9_restarts_and_reannounces_every_vip(
     assert exabgp_pid(spk) != first
     assert spk.sync(spk.speaker.announced) == frozenset(VIPS)
     assert "exabgp_exited" in spk.wakes
+    assert metric("speaker_exabgp_restarts_total") == restarts + 1
+    assert metric("speaker_bgp_updates_total", peer="r1", kind="announce") >= announced + 20
+    assert metric("speaker_bgp_session_up", peer="r1") == 1
 
 
 def test_graceful_restart_keeps_routes_at_peer_through_exabgp_restart(
