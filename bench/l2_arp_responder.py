@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import struct
@@ -120,6 +121,12 @@ def measure(ifname: str, target: str, rate: int, seconds: float) -> dict[str, fl
             "max_ms": lat[-1] if lat else float("nan")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=int, default=5000)
@@ -137,22 +144,28 @@ def main() -> None:
         app.start()
         app.wait_event("vip_owned", vip=VIP, timeout=20)
         results: dict[str, list[dict[str, float]]] = {"ours": [], "kernel": []}
+        assert app.proc is not None  # `ip netns exec` execs: this PID is `speaker run`
         for _ in range(args.rounds):
             for name, target in (("ours", VIP), ("kernel", IFADDR)):
+                cpu_before = cpu_seconds(app.proc.pid)
                 out = seg.client.run(sys.executable, __file__, "--measure", target, "--rate",
                                      str(args.rate), "--seconds", str(args.seconds),
                                      timeout=args.seconds * 4 + 30)
-                results[name].append(json.loads(out.stdout))
+                row = json.loads(out.stdout)
+                row["speaker_cpu_us_per_request"] = (
+                    (cpu_seconds(app.proc.pid) - cpu_before) / row["sent"] * 1e6)
+                results[name].append(row)
         status = app.status()["components"]["L2Responder"]
         print(f"ARP responder bench: {args.rate}/s, {args.seconds}s x {args.rounds} rounds "
               f"per responder, {time.strftime('%Y-%m-%d')}")
         print(f"{'responder':10} {'sent':>7} {'answered':>9} {'loss':>7} {'cap.drop':>8} "
-              f"{'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+              f"{'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'speaker µs/req':>14}")
         for name, rows in results.items():
             for r in rows:
                 print(f"{name:10} {r['sent']:7.0f} {r['answered']:9.0f} {r['loss']:7.2%} "
                       f"{r['capture_drops']:8.0f} {r['rate']:8.0f} {r['p50_ms']:8.3f} "
-                      f"{r['p99_ms']:8.3f} {r['max_ms']:8.3f}")
+                      f"{r['p99_ms']:8.3f} {r['max_ms']:8.3f} "
+                      f"{r['speaker_cpu_us_per_request']:14.1f}")
         print(f"responder status: owned={status['owned']}")
 
 
