@@ -57,9 +57,12 @@ def parse_version(text: str) -> ExaBgpVersion | None:
 
 
 async def _output(argv: Sequence[str], limit_s: float = 20.0) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL)
+    except OSError as exc:
+        raise RuntimeError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
     try:
         async with asyncio.timeout(limit_s):
             out, _ = await proc.communicate()

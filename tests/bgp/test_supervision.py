@@ -1,0 +1,93 @@
+"""The speaker's supervision of ExaBGP, with stand-in executables (no network):
+a crash loop backs off and is counted; set() never blocks while ExaBGP is away;
+a missing executable is reported, not raised."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import stat
+import sys
+from ipaddress import ip_network
+from pathlib import Path
+
+from speaker.bgp.speaker import ExaBgpSpeaker
+from speaker.config import AppConfig
+from speaker.model import BgpAnnouncement
+
+VIP = BgpAnnouncement(ip_network("203.0.113.10/32"))
+
+
+def config(exabgp: Path) -> AppConfig:
+    """One peer with a local address (no route lookup needed)."""
+    return AppConfig.model_validate({
+        "node": {"name": "a1", "router_id": "192.0.2.10", "interfaces": [{"name": "eth0"}]},
+        "bgp": {"local_asn": 65010, "exabgp": str(exabgp), "peers": [
+            {"name": "r1", "address": "192.0.2.1", "asn": 65001,
+             "local_address": "192.0.2.10"}]}})
+
+
+def crashing_exabgp(tmp_path: Path) -> Path:
+    """An 'exabgp' that knows its version and otherwise exits 3 at once."""
+    path = tmp_path / "exabgp"
+    path.write_text(f"#!{sys.executable}\nimport sys\n"
+                    "if '--version' in sys.argv: print('ExaBGP : 4.2.25'); sys.exit(0)\n"
+                    "print('boom'); sys.exit(3)\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_crash_loop_backs_off_is_counted_and_set_does_not_block(tmp_path: Path) -> None:
+    wakes: list[str] = []
+    spk = ExaBgpSpeaker(config(crashing_exabgp(tmp_path)), wakes.append,
+                        runtime_dir=tmp_path / "run")
+    reasons: list[str] = []
+
+    async def scenario() -> dict[str, object]:
+        task = asyncio.create_task(spk.run())
+        await asyncio.sleep(2.5)
+        async with asyncio.timeout(1):
+            await spk.set([VIP])  # returns although nothing can be sent
+        status = spk.status()
+        reasons.append(spk.sessions()["r1"].reason)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return status
+
+    status = asyncio.run(scenario())
+    exabgp = status["exabgp"]
+    assert isinstance(exabgp, dict)
+    # delays 0, 0.5, 1, 2 s: 3 or 4 restarts in 2.5 s, not hundreds
+    assert 2 <= exabgp["restarts"] <= 5
+    assert exabgp["last_exit"] == 3
+    assert "boom" in exabgp["log_tail"]
+    assert reasons == ["exabgp_exited"]
+    assert spk.sessions()["r1"].state == "idle"
+    assert spk.announced() == frozenset()
+    assert status["desired"] == 1
+    assert "exabgp_exited" in wakes
+    json.dumps(status)  # JSON-ready
+    assert not (tmp_path / "run" / "bridge.sock").exists()
+
+
+def test_missing_executable_is_reported_in_status(tmp_path: Path) -> None:
+    spk = ExaBgpSpeaker(config(tmp_path / "nowhere" / "exabgp"), lambda _: None,
+                        runtime_dir=tmp_path / "run")
+
+    async def scenario() -> dict[str, object]:
+        task = asyncio.create_task(spk.run())
+        await asyncio.sleep(0.5)
+        status = spk.status()
+        status["reason"] = spk.sessions()["r1"].reason
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return status
+
+    status = asyncio.run(scenario())
+    exabgp = status["exabgp"]
+    assert isinstance(exabgp, dict)
+    assert "nowhere" in exabgp["start_error"]
+    assert status["reason"] == "exabgp_start_failed"
