@@ -154,7 +154,7 @@ class ExaBgpSpeaker:
         Raises UnsafeValueError (nothing changes) if a value could not be sent safely."""
         wanted = frozenset(announcements)
         for ann in wanted:  # defence in depth: render everything before accepting
-            cmd.attributes(ann, local_asn=1, ibgp=False)
+            cmd.attributes(ann, local_asn=1, ibgp=True)  # ibgp: local_pref checked too
             cmd.prefix_token(ann.prefix)
         await self._sync.set_desired(wanted)
 

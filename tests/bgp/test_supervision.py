@@ -91,3 +91,21 @@ def test_missing_executable_is_reported_in_status(tmp_path: Path) -> None:
     assert isinstance(exabgp, dict)
     assert "nowhere" in exabgp["start_error"]
     assert status["reason"] == "exabgp_start_failed"
+
+
+def test_set_refuses_unsafe_values_before_changing_anything(tmp_path: Path) -> None:
+    spk = ExaBgpSpeaker(config(crashing_exabgp(tmp_path)), lambda _: None,
+                        runtime_dir=tmp_path / "run")
+
+    async def scenario() -> None:
+        await spk.set([VIP])
+        bad = BgpAnnouncement(ip_network("203.0.113.11/32"), local_pref=-5)
+        try:
+            await spk.set([VIP, bad])
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("an unsafe local_pref was accepted")
+
+    asyncio.run(scenario())
+    assert spk.status()["desired"] == 1
