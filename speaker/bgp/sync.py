@@ -37,11 +37,14 @@ class RibSync:
             name: {} for name in sessions.peers}
         self.last_withdraw = float("-inf")
         """Clock time of the last acknowledged withdrawal."""
+        self.clean = False
+        """The last pass sent the current desired set without an error ack."""
         self._replay: set[str] = set()
         self._resync_all = False
         self._generation = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._kick = asyncio.Event()
+        self._errors = 0
         self.conn: BridgeConnection | None = None
 
     # -- inputs ---------------------------------------------------------------------------
@@ -55,6 +58,7 @@ class RibSync:
         ExaBGP is away: the set goes out when the bridge connects)."""
         self.desired = wanted
         self._generation += 1
+        self.clean = False
         if not self.connected():
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -66,6 +70,7 @@ class RibSync:
         """A (new) bridge connected: resynchronise everything over it."""
         self.conn = conn
         self._resync_all = True
+        self.clean = False
         self._kick.set()
 
     def session_up(self, name: str) -> None:
@@ -79,6 +84,7 @@ class RibSync:
 
     def exabgp_gone(self) -> None:
         """ExaBGP exited: its RIB died with it; nobody waits for acks any more."""
+        self.clean = False
         for name in self.ribs:
             self.ribs[name] = {}
             ANNOUNCED_PREFIXES.labels(name).set(0)
@@ -112,11 +118,14 @@ class RibSync:
                 self._release_waiters()
                 continue
             generation = self._generation
+            self._errors = 0
             try:
                 await self._sync(conn)
             except ConnectionLostError:
+                self.clean = False
                 self._release_waiters()
                 continue
+            self.clean = self._errors == 0 and generation == self._generation
             self._release_waiters(generation)
 
     async def _sync(self, conn: BridgeConnection) -> None:
@@ -175,6 +184,7 @@ class RibSync:
     def _apply(self, command: cmd.Command, ok: bool, count: bool = True) -> None:
         rib = self.ribs.setdefault(command.peer, {})
         if not ok:
+            self._errors += 1
             UPDATES.labels(command.peer, "error").inc(len(command.prefixes))
             return
         if command.kind == "announce":
