@@ -60,9 +60,11 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
         since = time.monotonic() if on else None
         if kind == "appliance":
             rec.drains = rec.drains.with_appliance(since)
-            sup.built.election.set_penalty(DRAIN_PENALTY if on else 0, "drained")
+            rec.set_penalty("drained", DRAIN_PENALTY if on else 0)
             if on:
                 await sup.built.election.resign(None)
+            else:
+                sup.built.election.reclaim(None)
         elif kind == "service" and name is not None:
             rec.drains = rec.drains.with_service(name, since)
         elif name is not None:

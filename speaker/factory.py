@@ -79,11 +79,13 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
         from speaker.bgp import ExaBgpSpeaker
 
         bgp = ExaBgpSpeaker(config, wake, runtime_dir=runtime_dir / "bgp")
+    election = make_election(config, wake)
     l2 = None
     if uses_l2(config):
         from speaker.l2 import L2Responder
 
-        l2 = L2Responder(config, wake)
+        # a duplicate owner is resolved by the election's rule (lower priority yields)
+        l2 = L2Responder(config, wake, conflict_hook=election.resolve_conflict)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
     parts = Parts(addresses, forwarder, bgp, l2)
-    return Built(parts, HealthChecker(config, wake), make_election(config, wake))
+    return Built(parts, HealthChecker(config, wake), election)

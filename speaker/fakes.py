@@ -73,6 +73,9 @@ class FakeElection(_Part):
     async def resign(self, group: str | None = None) -> None:
         self.resigned.append(group)
 
+    def reclaim(self, group: str | None = None) -> None:
+        self.resigned = [g for g in self.resigned if group is not None and g != group]
+
 
 class FakeBgp(_Part):
     """Keeps the announced set; `fail` makes the next set() raise."""

@@ -62,6 +62,10 @@ class Election(Component, Protocol):
         """Planned handover: give up leadership of one group (None: all) now."""
         ...
 
+    def reclaim(self, group: str | None = None) -> None:
+        """Undo resign(): compete (and preempt, if configured) again."""
+        ...
+
 
 class BgpSpeaker(Component, Protocol):
     """The BGP half: ExaBGP under supervision."""

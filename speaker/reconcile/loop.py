@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dataplane.ipvs.model import IpvsTable, ServiceKey
 from speaker.config import AppConfig
@@ -58,13 +58,21 @@ class Reconciler:
         self.passes = 0
         self._event = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._penalty_reason = ""
+        self._penalties: dict[str, int] = {}
         self.on_first_success: Callable[[], None] | None = None
 
     def wake(self, event: str) -> None:
         """Ask for a pass soon; many wake-ups before it runs make one pass."""
         LOG.debug("wake", cause=event)
         self._event.set()
+
+    def set_penalty(self, source: str, penalty: int) -> None:
+        """Record one source's priority penalty (self-health, drain); the election gets
+        the largest, so one source clearing its penalty never cancels another's."""
+        self._penalties[source] = penalty
+        worst = max(self._penalties.values())
+        reasons = ",".join(sorted(k for k, v in self._penalties.items() if v and v == worst))
+        self.election.set_penalty(worst, reasons)
 
     def reconfigure(self, config: AppConfig) -> None:
         """Adopt a new validated config (the parts were reconfigured by the caller)."""
@@ -110,7 +118,7 @@ class Reconciler:
                         reason=",".join(appliance.reasons) or "ok")
             self.appliance = appliance
             penalty = 0 if appliance.healthy else self.config.node.self_checks.priority_penalty
-            self.election.set_penalty(penalty, ",".join(appliance.reasons))
+            self.set_penalty("self_health", penalty)
             self.wake("appliance_health_changed")
 
     async def reconcile_once(self) -> PassResult:
@@ -122,6 +130,8 @@ class Reconciler:
             try:
                 observed = await self.observe()
                 desired = self.compute(start)
+                if self.parts.forwarder is None:  # announce-only: nothing to program
+                    observed = replace(observed, ipvs=desired.ipvs)
                 ops = plan(desired, observed, self._owner(desired))
                 ops_count = len(ops)
                 result = await apply(ops, observed, self.parts)

@@ -138,10 +138,17 @@ def test_drain_and_undrain_through_the_api(tmp_path: Path) -> None:
                                 backend="198.51.100.11:8080")
         await asyncio.to_thread(request, sock, "drain")
         assert election.resigned == [None]
+        assert election.penalty == 254
+        # self-health clearing its own penalty must not cancel the drain's
+        sup.reconciler.set_penalty("self_health", 0)
+        assert election.penalty == 254
         status = await asyncio.to_thread(request, sock, "status")
         assert status["appliance"]["drains"]["appliance"] is True
         with pytest.raises(ApiError, match="no service named"):
             await asyncio.to_thread(request, sock, "drain", service="nope")
+        await asyncio.to_thread(request, sock, "undrain")
+        assert election.resigned == []  # reclaimed: competes for leadership again
+        assert election.penalty == 0
         sup.request_stop()
         await asyncio.wait_for(runner, 10)
 
