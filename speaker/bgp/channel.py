@@ -24,7 +24,10 @@ from speaker.bgp.events import Ack, Ignored, StateEvent, Text, parse_line
 from speaker.logs import event_log
 
 LOG = event_log(__name__)
-WINDOW = 32
+WINDOW = 4
+"""Commands in flight. Small on purpose: a new line reaching ExaBGP on every
+reactor turn keeps it from sleeping; a deep queue is read in one go and then
+worked through with a sleep per turn."""
 ACK_TIMEOUT_S = 30.0
 
 

@@ -27,9 +27,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _U16 = 0xFFFF
 _U32 = 0xFFFFFFFF
 MAX_PREPEND = 16
-BATCH_PREFIXES = 400
-"""Prefixes per bulk line: big enough to amortise ExaBGP's per-line cost, small
-enough that one error loses little and acks keep flowing."""
+BATCH_PREFIXES = 50
+"""Prefixes per bulk line. ExaBGP works through 50 routes per reactor turn and
+sleeps between turns unless new API input arrived; lines of one turn's work,
+fed as the acks come back, keep it busy (10,000 routes: 1.3 s vs 3.9 s with
+400-prefix lines; see docs/performance.md)."""
 
 
 class UnsafeValueError(ValueError):
