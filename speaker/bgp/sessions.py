@@ -84,6 +84,15 @@ class SessionTable:
         """ExaBGP reports the peer established (after a bridge respawn)."""
         return self._set(name, "up", "established")
 
+    def mark_not_established(self, name: str) -> bool:
+        """ExaBGP does not list the peer as established although we thought it
+        was (its `down` event was lost with a bridge); True if that changed."""
+        current = self._sessions.get(name)
+        if current is None or current.state != "up":
+            return False
+        return self._set(name, "down", "not_established",
+                         "not established after the API process reconnected")
+
     def exabgp_stopped(self, reason: str) -> None:
         """ExaBGP is not running: nothing is established."""
         for name in self.peers:

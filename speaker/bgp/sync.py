@@ -132,12 +132,7 @@ class RibSync:
         full: set[str] = set()
         if self._resync_all:
             self._resync_all = False
-            reply = await conn.barrier(cmd.SUMMARY.line)
-            established = established_from_summary(list(reply.lines))
-            for name, peer in self._sessions.peers.items():
-                if peer.address in established and self._sessions.mark_up(name):
-                    self._replay.add(name)
-                    self._wake("bgp_session_up")
+            await self._refresh_sessions(conn)
             full = set(self._sessions.peers)
         replay, self._replay = self._replay, set()
         commands: list[cmd.Command] = []
@@ -155,16 +150,39 @@ class RibSync:
         except ConnectionLostError:
             self._replay |= replay
             raise
-        for name in sorted(replay):
-            up_peer = self._sessions.peers.get(name)
-            if up_peer is None or not self._sessions.is_up(name):
-                continue
-            for family in up_peer.families:
-                eor = cmd.eor_command(name, str(up_peer.address), family)
-                reply = await conn.barrier(eor.line)
-                UPDATES.labels(name, "eor" if reply.ok else "error").inc()
+        await self._end_of_rib(conn, sorted(replay))
         for name, rib in self.ribs.items():
             ANNOUNCED_PREFIXES.labels(name).set(len(rib))
+
+    async def _refresh_sessions(self, conn: BridgeConnection) -> None:
+        """After a (re)connection: which sessions are established? A respawned API
+        process gets no `up` event, and a `down` may have been lost meanwhile."""
+        reply = await conn.barrier(cmd.SUMMARY.line)
+        established = established_from_summary(list(reply.lines))
+        for name, peer in self._sessions.peers.items():
+            if peer.address not in established:
+                if self._sessions.mark_not_established(name):
+                    self._wake("bgp_session_down")
+                continue
+            if self._sessions.mark_up(name):
+                self._wake("bgp_session_up")
+            self._replay.add(name)  # End-of-RIB may have been lost with the old bridge
+
+    async def _end_of_rib(self, conn: BridgeConnection, names: list[str]) -> None:
+        """End-of-RIB per family to each (still established) peer; what the
+        connection loss leaves unsent is sent over the next one."""
+        try:
+            while names:
+                peer = self._sessions.peers.get(names[0])
+                if peer is not None and self._sessions.is_up(names[0]):
+                    for family in peer.families:
+                        eor = cmd.eor_command(peer.name, str(peer.address), family)
+                        reply = await conn.barrier(eor.line)
+                        UPDATES.labels(peer.name, "eor" if reply.ok else "error").inc()
+                names.pop(0)
+        except ConnectionLostError:
+            self._replay.update(names)
+            raise
 
     async def _send(self, conn: BridgeConnection, commands: list[cmd.Command]) -> None:
         futures: list[tuple[cmd.Command, asyncio.Future[Reply]]] = []
