@@ -236,7 +236,11 @@ class ExaBgpSpeaker:
                              bridge_socket=self._server.path)
         conf = self._dir / "exabgp.conf"
         tmp = conf.with_suffix(".tmp")
-        tmp.write_text(text)
+        # 0600: the file holds the TCP-MD5 passwords (base64 is not a secret)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(tmp, 0o600)  # an older tmp file may have had other modes
         os.replace(tmp, conf)
         bind = tuple(str(p.local_address or local.get(p.name) or "") for p in bgp.peers
                      if p.passive)

@@ -70,6 +70,8 @@ def test_crash_loop_backs_off_is_counted_and_set_does_not_block(tmp_path: Path) 
     assert "exabgp_exited" in wakes
     json.dumps(status)  # JSON-ready
     assert not (tmp_path / "run" / "bridge.sock").exists()
+    conf = tmp_path / "run" / "exabgp.conf"
+    assert conf.stat().st_mode & 0o077 == 0, "the config holds the MD5 passwords"
 
 
 def test_missing_executable_is_reported_in_status(tmp_path: Path) -> None:
