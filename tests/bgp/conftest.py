@@ -129,9 +129,10 @@ def routers(lab: Lab, tmp_path: Path) -> Iterator[Callable[..., Router]]:
     """Factory: start a router KIND in namespace esb-NAME; all stopped after."""
     started: list[Router] = []
 
-    def start(kind: str, name: str, neighbors: list[Neighbor], asn: int = 65001) -> Router:
+    def start(kind: str, name: str, neighbors: list[Neighbor], asn: int = 65001,
+              router_id: str | None = None) -> Router:
         router = make_router(kind, lab.namespaces[f"{PREFIX}-{name}"], tmp_path / f"{kind}-{name}",
-                             asn, ROUTER_ADDR[name][0], neighbors)
+                             asn, router_id or ROUTER_ADDR[name][0], neighbors)
         started.append(router)
         return router
 

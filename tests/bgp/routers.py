@@ -32,6 +32,7 @@ class Neighbor:
     asn: int
     password: str | None = None
     local_address: str | None = None
+    multihop: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Bird(Router):
                 lines.append(f'  password "{nb.password}";')
             if nb.local_address:
                 lines.append(f"  source address {nb.local_address};")
+            if nb.multihop:
+                lines.append(f"  multihop {nb.multihop};")
             lines.append("}")
         conf = self.workdir / "bird.conf"
         conf.write_text("\n".join(lines) + "\n")

@@ -5,12 +5,16 @@ IPv4 and IPv6 sessions, with TCP-MD5, and a withdrawal reaching the router.
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 from collections.abc import Callable
 from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
 
+from speaker.lab.netns import Lab
 from speaker.model import BgpAnnouncement
 from tests.bgp.conftest import SpeakerThread, appliance_config
 from tests.bgp.routers import Neighbor, Router, wait_for
@@ -81,3 +85,34 @@ def test_router_receives_vips_with_attributes_over_md5(
     after = spk.sync(spk.speaker.sessions)
     assert all(after[n].state == "up" and after[n].since == sessions[n].since for n in after), \
         "the withdrawal must not reset a session"
+
+
+def test_multihop_peer_behind_a_router(lab: Lab, tmp_path: Path,
+                                       routers: Callable[..., Router],
+                                       speakers: Callable[..., SpeakerThread]) -> None:
+    """eBGP multihop: BIRD in esb-r3 sits behind esb-r2; ExaBGP's packets leave with
+    TTL 2 (outgoing-ttl) and the source address comes from `ip route get`."""
+    r2, a1 = lab.namespaces["esb-r2"], lab.namespaces["esb-a1"]
+    r3 = lab.host("r3")
+    lab.wire(r2, r3, "eth1", "eth0", ["198.51.100.1/30"], ["198.51.100.2/30"])
+    a1.run("ip", "route", "add", "198.51.100.0/30", "via", "192.0.2.2")
+    r3.run("ip", "route", "add", "192.0.2.0/24", "via", "198.51.100.1")
+    capture = tmp_path / "ttl.txt"
+    with capture.open("w") as out:
+        tcpdump = r3.spawn(["tcpdump", "-l", "-n", "-v", "-i", "eth0", "-c", "3",
+                            "tcp dst port 179 and src host 192.0.2.10"], stdout=out,
+                           stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # tcpdump attaches
+    bird = routers("bird", "r3", [Neighbor("192.0.2.10", 65010, multihop=2)],
+                   router_id="198.51.100.2")
+    spk = speakers("a1", appliance_config("a1", [
+        {"name": "r3", "address": "198.51.100.2", "asn": 65001, "multihop": 2,
+         "families": ["ipv4-unicast"]}]))
+    spk.call(lambda: spk.speaker.set(announcements()[:2]))
+    wait_for(lambda: set(bird.routes()) == {str(V4), str(V4B)}, 30,
+             what="VIPs over the multihop session")
+    assert "BGP.next_hop: 192.0.2.10" in bird.birdc("show", "route", "all")
+    r3.stop(tcpdump)
+    ttls = re.findall(r"ttl (\d+)", capture.read_text())
+    assert ttls, capture.read_text()
+    assert set(ttls) == {"1"}, "ExaBGP sends with TTL 2 (multihop 2): one hop leaves 1"
