@@ -111,3 +111,49 @@ def test_set_refuses_unsafe_values_before_changing_anything(tmp_path: Path) -> N
 
     asyncio.run(scenario())
     assert spk.status()["desired"] == 1
+
+
+def sleeping_exabgp(tmp_path: Path) -> Path:
+    """An 'exabgp' that stays up (and records the config it was given)."""
+    path = tmp_path / "exabgp"
+    path.write_text(f"#!{sys.executable}\nimport sys, time\n"
+                    "if '--version' in sys.argv: print('ExaBGP : 4.2.25'); sys.exit(0)\n"
+                    "time.sleep(60)\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_reconfigure_restarts_exabgp_only_for_its_own_settings(tmp_path: Path) -> None:
+    base = config(sleeping_exabgp(tmp_path))
+    assert base.bgp is not None
+    spk = ExaBgpSpeaker(base, lambda _: None, runtime_dir=tmp_path / "run")
+    mode_only = base.model_copy(update={"bgp": base.bgp.model_copy(
+        update={"mode": "active-backup"})})
+    new_peer = base.bgp.peers[0].model_copy(update={"hold_time": 30.0})
+    hold_changed = base.model_copy(update={"bgp": base.bgp.model_copy(
+        update={"peers": [new_peer]})})
+
+    async def pid_after(seconds: float) -> object:
+        await asyncio.sleep(seconds)
+        return spk.status()["exabgp"]["pid"]  # type: ignore[index]
+
+    async def scenario() -> tuple[object, object, object, object]:
+        task = asyncio.create_task(spk.run())
+        first = await pid_after(0.5)
+        spk.reconfigure(mode_only)
+        same = await pid_after(0.5)
+        spk.reconfigure(hold_changed)
+        second = await pid_after(1.0)
+        restarts = spk.status()["exabgp"]["restarts"]  # type: ignore[index]
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return first, same, second, restarts
+
+    first, same, second, restarts = asyncio.run(scenario())
+    assert isinstance(first, int)
+    assert same == first, "a mode change does not touch ExaBGP"
+    assert isinstance(second, int)
+    assert second != first, "a peer change restarts ExaBGP with the new config"
+    assert restarts == 0, "a planned restart is not counted as a crash"
+    assert "hold-time 30;" in (tmp_path / "run" / "exabgp.conf").read_text()
