@@ -28,14 +28,19 @@ def config(exabgp: Path) -> AppConfig:
              "local_address": "192.0.2.10"}]}})
 
 
-def crashing_exabgp(tmp_path: Path) -> Path:
-    """An 'exabgp' that knows its version and otherwise exits 3 at once."""
+def stand_in_exabgp(tmp_path: Path, body: str) -> Path:
+    """An 'exabgp' that knows its version and otherwise runs `body` (Python)."""
     path = tmp_path / "exabgp"
-    path.write_text(f"#!{sys.executable}\nimport sys\n"
+    path.write_text(f"#!{sys.executable}\nimport sys, time\n"
                     "if '--version' in sys.argv: print('ExaBGP : 4.2.25'); sys.exit(0)\n"
-                    "print('boom'); sys.exit(3)\n")
+                    f"{body}\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
+
+
+def crashing_exabgp(tmp_path: Path) -> Path:
+    """Exits 3 at once."""
+    return stand_in_exabgp(tmp_path, "print('boom'); sys.exit(3)")
 
 
 def test_crash_loop_backs_off_is_counted_and_set_does_not_block(tmp_path: Path) -> None:
@@ -114,13 +119,8 @@ def test_set_refuses_unsafe_values_before_changing_anything(tmp_path: Path) -> N
 
 
 def sleeping_exabgp(tmp_path: Path) -> Path:
-    """An 'exabgp' that stays up (and records the config it was given)."""
-    path = tmp_path / "exabgp"
-    path.write_text(f"#!{sys.executable}\nimport sys, time\n"
-                    "if '--version' in sys.argv: print('ExaBGP : 4.2.25'); sys.exit(0)\n"
-                    "time.sleep(60)\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
+    """Stays up."""
+    return stand_in_exabgp(tmp_path, "time.sleep(60)")
 
 
 def test_reconfigure_restarts_exabgp_only_for_its_own_settings(tmp_path: Path) -> None:
