@@ -74,7 +74,7 @@ class Leadership:
     """Who leads, if known (a node name or an address)."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class BgpAnnouncement:
     """One route the BGP speaker must announce (full-state setter element)."""
 
@@ -90,7 +90,7 @@ class BgpAnnouncement:
     """Peer names to send to; empty means every peer whose family matches."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class L2Vip:
     """A VIP this appliance must answer ARP/NDP for, on these interfaces."""
 
@@ -109,6 +109,8 @@ class PeerState:
     since: float
     reason: str = ""
     announced: int = 0
+    detail: str = ""
+    """One operator-facing sentence, e.g. why a session does not come up."""
 
 
 @dataclass(frozen=True, slots=True)

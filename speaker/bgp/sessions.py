@@ -130,5 +130,6 @@ class SessionTable:
             state = s.state if s.state in ("idle", "connecting", "up", "down") else "idle"
             out[name] = PeerState(name=name, address=str(peer.address),
                                   state=state,  # type: ignore[arg-type]  # checked above
-                                  since=s.since, reason=s.reason, announced=announced(name))
+                                  since=s.since, reason=s.reason, announced=announced(name),
+                                  detail=s.detail)
         return out

@@ -75,6 +75,7 @@ def render_status(doc: dict[str, Any], backends: bool = True) -> str:
         rows += [[p["name"], p["address"], p["state"], str(p["announced"]), p["reason"]]
                  for p in doc["peers"]]
         lines += _table(rows)
+        lines += [f"  {p['name']}: {p['detail']}" for p in doc["peers"] if p.get("detail")]
     if doc["election"]:
         lines.append("")
         lines.append("Election:")

@@ -48,7 +48,8 @@ class PeerConfig(Section):
     """TCP-MD5 (RFC 2385) key; at most 80 bytes (kernel limit)."""
     hold_time: PositiveSeconds = 9.0
     keepalive: PositiveSeconds | None = None
-    """Defaults to hold_time / 3."""
+    """Keepalive the router side is rendered with (router-config). ExaBGP itself always
+    sends keepalives at hold_time / 3; a different value is logged as ignored."""
     multihop: int | None = Field(default=None, ge=2, le=255)
     """eBGP multihop TTL; unset means directly connected."""
     families: list[Family] = ["ipv4-unicast", "ipv6-unicast"]
