@@ -6,7 +6,6 @@ IPv4 and IPv6 sessions, with TCP-MD5, and a withdrawal reaching the router.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from ipaddress import ip_network
@@ -98,11 +97,13 @@ def test_multihop_peer_behind_a_router(lab: Lab, tmp_path: Path,
     a1.run("ip", "route", "add", "198.51.100.0/30", "via", "192.0.2.2")
     r3.run("ip", "route", "add", "192.0.2.0/24", "via", "198.51.100.1")
     capture = tmp_path / "ttl.txt"
-    with capture.open("w") as out:
+    errors = tmp_path / "tcpdump.err"
+    with capture.open("w") as out, errors.open("w") as err:
         tcpdump = r3.spawn(["tcpdump", "-l", "-n", "-v", "-i", "eth0", "-c", "3",
                             "tcp dst port 179 and src host 192.0.2.10"], stdout=out,
-                           stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # tcpdump attaches
+                           stderr=err)
+    # start BGP only once tcpdump is capturing (a fixed sleep lost the packets under load)
+    wait_for(lambda: "listening on" in errors.read_text(), 10, what="tcpdump to attach")
     bird = routers("bird", "r3", [Neighbor("192.0.2.10", 65010, multihop=2)],
                    router_id="198.51.100.2")
     spk = speakers("a1", appliance_config("a1", [
