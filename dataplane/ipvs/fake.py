@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Sequence
 
-from dataplane.ipvs.kernel import ApplyResult, followup_op, is_benign
+from dataplane.ipvs.kernel import ApplyResult, apply_in_rounds
 from dataplane.ipvs.model import (
     SCHEDULERS,
     Dest,
@@ -79,21 +79,5 @@ class FakeIpvsKernel:
 
     def apply(self, ops: Sequence[Op]) -> ApplyResult:
         self.calls += 1
-        pending: Sequence[Op] = ops
-        sent = 0
-        hard: list[tuple[Op, int]] = []
-        for _round in range(3):
-            sent += len(pending)
-            followups: list[Op] = []
-            for op in pending:
-                err = self._execute(op)
-                if not err:
-                    continue
-                if not is_benign(op, err):
-                    hard.append((op, err))
-                elif (nxt := followup_op(op, err)) is not None:
-                    followups.append(nxt)
-            if not followups:
-                break
-            pending = followups
-        return ApplyResult(sent, tuple(hard))
+        return apply_in_rounds(
+            ops, lambda batch: [(op, err) for op in batch if (err := self._execute(op))])

@@ -25,7 +25,7 @@ import errno
 import itertools
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from dataplane.ipvs import codec
@@ -171,21 +171,7 @@ class IpvsKernel:
         scheduler, say) does not stop the rest of a sync; :meth:`apply_or_raise`
         is the strict variant the ``Forwarder`` seam uses.
         """
-        pending: Sequence[Op] = ops
-        sent = 0
-        hard: list[tuple[Op, int]] = []
-        for _round in range(3):
-            sent += len(pending)
-            followups: list[Op] = []
-            for op, err in self._send_batch(pending):
-                if not is_benign(op, err):
-                    hard.append((op, err))
-                elif (nxt := followup_op(op, err)) is not None:
-                    followups.append(nxt)
-            if not followups:
-                break
-            pending = followups
-        return ApplyResult(sent, tuple(hard))
+        return apply_in_rounds(ops, self._send_batch)
 
     def apply_or_raise(self, ops: Sequence[Op]) -> None:
         result = self.apply(ops)
@@ -260,3 +246,26 @@ class IpvsKernel:
     def flush_owned(self, keys: Iterable[ServiceKey]) -> ApplyResult:
         """Delete these services (tests and ``speaker`` uninstall; never the whole table)."""
         return self.apply([DelService(k) for k in keys])
+
+
+def apply_in_rounds(ops: Sequence[Op],
+                    send: Callable[[Sequence[Op]], Iterable[tuple[Op, int]]]) -> ApplyResult:
+    """Send ``ops``; benign errors are success, and an error that calls for a
+    follow-up op (see :func:`followup_op`) is answered by one more round (at most 3).
+    ``send`` returns the (op, errno) of the ops that failed. Shared by the kernel
+    and the fake so both have the same error semantics."""
+    pending: Sequence[Op] = ops
+    sent = 0
+    hard: list[tuple[Op, int]] = []
+    for _round in range(3):
+        sent += len(pending)
+        followups: list[Op] = []
+        for op, err in send(pending):
+            if not is_benign(op, err):
+                hard.append((op, err))
+            elif (nxt := followup_op(op, err)) is not None:
+                followups.append(nxt)
+        if not followups:
+            break
+        pending = followups
+    return ApplyResult(sent, tuple(hard))
