@@ -51,9 +51,7 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
         return status_document(sup)
 
     async def reload(_args: dict[str, Any]) -> dict[str, Any]:
-        result = sup.reload()
-        await rec.reconcile_once()
-        return result
+        return await sup.reload()
 
     async def drain(args: dict[str, Any], on: bool = True) -> dict[str, Any]:
         kind, name = _drain_key(sup, args)
