@@ -75,7 +75,8 @@ def _s(name: str, value: str, modes: Iterable[Mode], reason: str,
     return Sysctl(name, value, frozenset(modes), reason, combine)
 
 
-ALL: tuple[Mode, ...] = ("nat", "dr", "tunnel", "l2")
+ALL: tuple[Mode, ...] = ("nat", "dr", "tunnel")
+"""Every IPVS forwarding method (the net.ipv4.vs.* keys exist only with IPVS)."""
 SYSCTLS: tuple[Sysctl, ...] = (
     _s("net.ipv4.ip_forward", "1", ["nat"],
        "NAT replies from the backends are routed through the director to the client"),
