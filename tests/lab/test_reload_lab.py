@@ -141,5 +141,6 @@ def test_reload_reconciles_the_parts(demo: DemoLab) -> None:
     assert "part l2 stopped" in result.stdout
     metrics = app.metrics()
     assert f'vip="{L2_VIP}"' not in metrics
-    assert app.proc is not None and app.proc.poll() is None
+    assert app.proc is not None
+    assert app.proc.poll() is None
 
