@@ -258,3 +258,46 @@ def test_stop_withdraws_then_removes_addresses_and_ipvs(tmp_path: Path) -> None:
             assert bool(forwarder.table.services) is keep
             assert bool(addresses.present) is keep
         asyncio.run(scenario())
+
+
+class YieldingL2(FakeL2):
+    """An L2 part whose duplicate-owner rule made it yield every VIP it was given."""
+
+    def owned(self) -> frozenset[Any]:
+        return frozenset()
+
+    def status(self) -> dict[str, object]:
+        return {"yielded": [str(v.address) for v in self.current],
+                "conflicts": [{"vip": str(v.address), "other_mac": "02:00:00:00:00:99"}
+                              for v in self.current]}
+
+
+def test_status_shows_what_is_on_the_wire_and_why_not(tmp_path: Path) -> None:
+    from speaker.status import status_document
+
+    class YieldBuilder(Builder):
+        def __call__(self, kind: str, config: AppConfig, ctx: BuildContext) -> object | None:
+            return YieldingL2(config) if kind == "l2" else super().__call__(kind, config, ctx)
+
+    async def scenario() -> None:
+        path = tmp_path / "speaker.yaml"
+        write(path, services=[WEB, ARP])
+        sup = Supervisor(path, load_config(path), build_part=YieldBuilder(),
+                         notifier=Notifier(""))
+        runner = asyncio.create_task(sup.run())
+        for _ in range(200):
+            if sup.reconciler.last_success:
+                break
+            await asyncio.sleep(0.01)
+        doc = status_document(sup)
+        vip = next(v for v in doc["vips"] if v["vip"] == "192.0.2.77")
+        assert vip["l2"]["decided"] == "announced"
+        assert vip["l2"]["owned"] is False
+        assert vip["l2"]["reason"] == "yielded_to_other_owner"
+        assert vip["l2"]["conflict"]["other_mac"] == "02:00:00:00:00:99"
+        assert doc["health"]["state"] == "degraded"
+        assert "l2:192.0.2.77:yielded_to_other_owner" in doc["health"]["reasons"]
+        assert announced("192.0.2.77", "l2") == 0.0
+        sup.request_stop()
+        assert await asyncio.wait_for(runner, 10) == 0
+    asyncio.run(scenario())
