@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from speaker.config import AppConfig, ConfigError, ConfigUnreadableError, load_config
-from speaker.factory import BuildContext, StartupError, build_part
+from speaker.factory import BuildContext, build_part
 from speaker.ipvs_stats import IpvsStatsPoller
 from speaker.logs import event_log, setup_logging
 from speaker.metrics import BUILD_INFO, CONFIG_RELOAD_OK, CONFIG_RELOAD_TIME, REGISTRY
@@ -210,7 +210,7 @@ class Supervisor:
                         part = self._build(change.kind, config, self._ctx)
                         if part is not None:
                             fresh[change.kind] = part
-            except (StartupError, NotImplementedError, OSError, LookupError) as exc:
+            except Exception as exc:  # a part that cannot be built rejects the reload
                 return self._reject([f"{type(exc).__name__}: {exc}"], "part_failed", [])
             # (4) carry it out
             old = self.config
@@ -290,7 +290,11 @@ class Supervisor:
             self._group.create_task(self._reload_logged(), name="reload")
 
     async def _reload_logged(self) -> None:
-        result = await self.reload()
+        try:
+            result = await self.reload()
+        except Exception as exc:  # a SIGHUP must never take the appliance down
+            LOG.error("sighup_reload_failed", reason=type(exc).__name__, error=str(exc))
+            return
         for line in result["errors"] or result["changes"]:
             LOG.info("sighup_reload", reason="ok" if result["ok"] else "rejected", line=line)
 

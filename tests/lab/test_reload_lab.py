@@ -144,3 +144,11 @@ def test_reload_reconciles_the_parts(demo: DemoLab) -> None:
     assert app.proc is not None
     assert app.proc.poll() is None
 
+    # 6. SIGTERM: routes withdrawn at BIRD, then the VIP addresses leave lo; exit 0
+    app.ns.stop(app.proc, timeout=30)
+    assert app.proc.returncode == 0
+    wait("the route gone at BIRD", lambda: not demo.router.routes().get("203.0.113.10/32"))
+    on_lo = app.ns.run("ip", "-4", "addr", "show", "dev", "lo").stdout
+    assert "203.0.113.10" not in on_lo
+    assert BGP_VIP2 not in on_lo
+

@@ -3,7 +3,7 @@ traceback, never a non-zero exit for something `config check` could have caught.
 
 Per example, one daemon runs in a lab namespace (interfaces eth0/eth1, no IPVS:
 announce-only) and is reloaded through variants of that example (mutations in
-tests/lab/variants.py; only the ones `config check` accepts); every 12th variant is
+tests/lab/variants.py; only the ones `config check` accepts); every 25th variant is
 also started fresh (SIGTERM the running daemon: exit 0; `speaker run` the variant).
 A reload must be accepted or rejected only with `restart_required: <path>`; the
 daemon must stay up; its log must hold no traceback.
@@ -26,11 +26,12 @@ from speaker.api.client import ApiError, request
 from speaker.lab.netns import Lab, Namespace, leftover_namespaces, require_root
 from tests.lab.variants import accepted, for_this_host, variants
 
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(not require_root(), reason="needs root")]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900),
+              pytest.mark.skipif(not require_root(), reason="needs root")]
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").rglob("*.yaml"))
-PER_EXAMPLE = int(os.environ.get("SPEAKER_VARIANTS", "50"))
-FRESH_EVERY = 12
+PER_EXAMPLE = int(os.environ.get("SPEAKER_VARIANTS", "60"))
+FRESH_EVERY = 25
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,7 @@ class Daemon:
 
 def test_run_examples_and_variants(host: Namespace, tmp_path: Path) -> None:
     checked = started = reloads = 0
+    began = time.monotonic()
     rejected: list[str] = []
     for index, example in enumerate(EXAMPLES):
         base = for_this_host(yaml.safe_load(example.read_text()), tmp_path)
@@ -115,5 +117,6 @@ def test_run_examples_and_variants(host: Namespace, tmp_path: Path) -> None:
         assert "Traceback" not in log, log[-6000:]
         daemon.log.unlink()
     print(f"examples {len(EXAMPLES)}, variants {checked}, fresh starts {started}, "
-          f"reloads {reloads}, restart_required {len(rejected)}")
+          f"reloads {reloads}, restart_required {len(rejected)}, "
+          f"{time.monotonic() - began:.0f}s")
     assert checked >= len(EXAMPLES) * PER_EXAMPLE * 0.8

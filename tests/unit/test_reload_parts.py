@@ -301,3 +301,28 @@ def test_status_shows_what_is_on_the_wire_and_why_not(tmp_path: Path) -> None:
         sup.request_stop()
         assert await asyncio.wait_for(runner, 10) == 0
     asyncio.run(scenario())
+
+
+def test_a_part_that_cannot_be_built_rejects_the_reload(tmp_path: Path) -> None:
+    class Failing(Builder):
+        def __call__(self, kind: str, config: AppConfig, ctx: BuildContext) -> object | None:
+            if kind == "l2" and self.built:
+                raise OSError("no such interface")
+            return super().__call__(kind, config, ctx)
+
+    async def scenario() -> None:
+        path = tmp_path / "speaker.yaml"
+        write(path)
+        sup = Supervisor(path, load_config(path), build_part=Failing(), notifier=Notifier(""))
+        runner = asyncio.create_task(sup.run())
+        await asyncio.sleep(0.05)
+        before = sup.config
+        write(path, services=[WEB, ARP])
+        result = await sup.reload()
+        assert result["ok"] is False
+        assert result["errors"] == ["OSError: no such interface"]
+        assert sup.config is before
+        assert sup.parts.l2 is None
+        sup.request_stop()
+        assert await asyncio.wait_for(runner, 10) == 0
+    asyncio.run(scenario())
