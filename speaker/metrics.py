@@ -43,3 +43,9 @@ VIP_ANNOUNCED = Gauge(
     ["vip", "mode"],
     registry=REGISTRY,
 )
+APPLIANCE_HEALTHY = Gauge(
+    "speaker_appliance_healthy",
+    "1 while the appliance's self-checks pass (uplinks up, services at quorum); "
+    "0 lowers its election priority and withdraws its BGP routes",
+    registry=REGISTRY,
+)

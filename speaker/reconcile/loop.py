@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from dataplane.ipvs.model import IpvsTable, ServiceKey
 from speaker.config import AppConfig
 from speaker.logs import event_log
-from speaker.metrics import RECONCILE_DURATION, VIP_ANNOUNCED
+from speaker.metrics import APPLIANCE_HEALTHY, RECONCILE_DURATION, VIP_ANNOUNCED
 from speaker.model import IPAddress, Reason, VipDecision
 from speaker.reconcile.apply import Parts, apply
 from speaker.reconcile.desired import Desired, compute_desired
@@ -57,6 +57,7 @@ class Reconciler:
         self.last_success: float | None = None
         self.desired: Desired | None = None
         self.appliance = ApplianceHealth()
+        APPLIANCE_HEALTHY.set(1)
         self.passes = 0
         self._event = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -119,6 +120,7 @@ class Reconciler:
             LOG.warning("appliance_health", healthy=appliance.healthy,
                         reason=",".join(appliance.reasons) or "ok")
             self.appliance = appliance
+            APPLIANCE_HEALTHY.set(int(appliance.healthy))
             penalty = 0 if appliance.healthy else self.config.node.self_checks.priority_penalty
             self.set_penalty("self_health", penalty)
             self.wake("appliance_health_changed")
