@@ -43,16 +43,16 @@ def exported() -> dict[str, set[str]]:
             extra = {"le"} if suffix == "_bucket" else set()
             out[name + suffix] = set(labels) | extra
 
-    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - no public walk
+    for collector in list(REGISTRY._collector_to_names):
         if isinstance(collector, MetricWrapperBase):
-            add(collector._name, collector._type, collector._labelnames)  # noqa: SLF001
+            add(collector._name, collector._type, collector._labelnames)
         else:
             for family in collector.collect():
                 add(family.name, family.type, tuple(family.samples[0].labels)
                     if family.samples else ())
     poller = IpvsStatsPoller(None, lambda: None)  # type: ignore[arg-type]
     for family in poller.collect():
-        add(family.name, family.type, tuple(family._labelnames))  # noqa: SLF001
+        add(family.name, family.type, tuple(family._labelnames))
     return out
 
 
@@ -117,4 +117,4 @@ def test_a_misspelled_metric_or_label_would_fail() -> None:
     assert "speaker_bgp_session_up" in metrics
     assert "type" in metrics["speaker_check_duration_seconds_bucket"]
     assert "kind" not in metrics["speaker_check_duration_seconds_bucket"]
-    assert [n for n, _ in used("rate(speaker_vip_anounced[5m])")][0] not in metrics
+    assert next(n for n, _ in used("rate(speaker_vip_anounced[5m])")) not in metrics
