@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+prometheus_client.ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, fds, RSS
+prometheus_client.PlatformCollector(registry=REGISTRY)  # python_info
 
 BUILD_INFO = Info("speaker_build", "edge-speaker build information", registry=REGISTRY)
 CONFIG_RELOAD_OK = Gauge(

@@ -8,6 +8,7 @@ import click
 
 from speaker.cli.config_cmd import config
 from speaker.cli.daemon_cmd import drain, reload, run, status, undrain
+from speaker.cli.docs_cmd import completion, man
 from speaker.cli.lab_cmd import demo, lab
 from speaker.cli.migrate_cmd import import_keepalived_cmd
 from speaker.routercfg.cli import router_config
@@ -30,5 +31,6 @@ def main() -> None:
 
 
 config.add_command(import_keepalived_cmd)
-for command in (config, run, status, reload, drain, undrain, router_config, lab, demo):
+for command in (config, run, status, reload, drain, undrain, router_config, lab, demo,
+                completion, man):
     main.add_command(command)
