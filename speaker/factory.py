@@ -15,11 +15,11 @@ from pathlib import Path
 
 from speaker.config import AppConfig
 from speaker.model import L2Vip
-from speaker.parts import managed_ranges, uses_bgp, uses_l2
+from speaker.parts import managed_ranges, uses_bgp, uses_dns, uses_l2
 from speaker.seams import Forwarder, Wake
 
 __all__ = ["BUILDERS", "BuildContext", "StartupError", "build_part", "managed_ranges",
-           "uses_bgp", "uses_l2"]
+           "uses_bgp", "uses_dns", "uses_l2"]
 
 
 class StartupError(Exception):
@@ -81,6 +81,18 @@ def _l2(config: AppConfig, ctx: BuildContext) -> object:
     return L2Responder(config, ctx.wake, conflict_hook=ctx.resolve_conflict)
 
 
+def _dns(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.dns import DnsPublisher
+
+    return DnsPublisher(config, ctx.wake)
+
+
+def _hooks(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.hooks import HookRunner
+
+    return HookRunner(config)
+
+
 def _addresses(config: AppConfig, ctx: BuildContext) -> object:
     from dataplane.addresses import VipAddresses
 
@@ -95,8 +107,8 @@ def _sysctls(config: AppConfig, ctx: BuildContext) -> object:
 
 Builder = Callable[[AppConfig, BuildContext], object]
 BUILDERS: dict[str, Builder] = {
-    "health": _health, "election": _election, "bgp": _bgp, "l2": _l2,
-    "forwarder": _forwarder, "addresses": _addresses, "sysctls": _sysctls,
+    "health": _health, "election": _election, "bgp": _bgp, "l2": _l2, "dns": _dns,
+    "hooks": _hooks, "forwarder": _forwarder, "addresses": _addresses, "sysctls": _sysctls,
 }
 """One builder per kind of part that is an object (api, metrics, log are the daemon's)."""
 

@@ -1,8 +1,9 @@
 """Which parts a config needs, with what settings, and what a reload must do about them.
 
 Pure. `parts_for(config)` describes every part the appliance runs for a config
-(health checker, election engine, BGP speaker, L2 responder, IPVS forwarder,
-VIP addresses, sysctl guard, and the process-level API/metrics/log settings);
+(health checker, election engine, BGP speaker, L2 responder, DNS publisher, hooks,
+IPVS forwarder, VIP addresses, sysctl guard, and the process-level API/metrics/log
+settings);
 start-up builds exactly these, and a reload hands `diff_parts(old, new)` to the
 supervisor, which starts, stops, replaces or reconfigures parts live.
 
@@ -81,6 +82,11 @@ def uses_l2(config: AppConfig) -> bool:
     return any(s.announce in ("l2", "both") for s in config.services)
 
 
+def uses_dns(config: AppConfig) -> bool:
+    """True when some service publishes DNS names."""
+    return config.dns is not None and any(s.dns is not None for s in config.services)
+
+
 def managed_ranges(config: AppConfig) -> tuple[IPv4Network | IPv6Network, ...]:
     """VIP ranges edge-speaker manages on the VIP interface: dataplane.owned_ranges,
     bgp.pools and every configured VIP (as a host network)."""
@@ -126,6 +132,18 @@ def _l2(config: AppConfig) -> PartSpec | None:
         return None
     return PartSpec("l2", "responder", "services[].announce",
                     (("node.interfaces", tuple(config.node.client_interfaces())),))
+
+
+def _dns(config: AppConfig) -> PartSpec | None:
+    if not uses_dns(config):
+        return None
+    return PartSpec("dns", "rfc2136", "dns", (("dns", config.dns),))
+
+
+def _hooks(config: AppConfig) -> PartSpec | None:
+    if not config.hooks:
+        return None
+    return PartSpec("hooks", "exec", "hooks", (("hooks", tuple(config.hooks)),))
 
 
 def _forwarder(config: AppConfig) -> PartSpec | None:
@@ -175,7 +193,8 @@ def _log(config: AppConfig) -> PartSpec:
 
 
 DESCRIBERS: tuple[Callable[[AppConfig], PartSpec | None], ...] = (
-    _health, _election, _bgp, _l2, _forwarder, _addresses, _sysctls, _api, _metrics, _log)
+    _health, _election, _bgp, _l2, _dns, _hooks, _forwarder, _addresses, _sysctls, _api,
+    _metrics, _log)
 """One entry per kind of part, in start order (stopped in reverse)."""
 
 

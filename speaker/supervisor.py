@@ -39,10 +39,18 @@ from speaker.parts import (
     restart_required,
 )
 from speaker.reconcile.apply import Parts
-from speaker.reconcile.loop import Reconciler
+from speaker.reconcile.loop import DNS_STOP_S, Reconciler
 from speaker.reload_report import config_changes
 from speaker.sdnotify import Notifier
-from speaker.seams import BgpSpeaker, Component, Election, HealthSource, L2Announcer
+from speaker.seams import (
+    BgpSpeaker,
+    Component,
+    DnsRecords,
+    Election,
+    HealthSource,
+    Hooks,
+    L2Announcer,
+)
 
 LOG = event_log(__name__)
 PartBuilder = Callable[[str, AppConfig, BuildContext], object | None]
@@ -91,9 +99,8 @@ class Supervisor:
             if part is not None:
                 self.objects[kind] = part
         self.parts = Parts(cast(Any, self.objects["addresses"]),
-                           cast(Any, self.objects.get("forwarder")),
-                           cast(BgpSpeaker | None, self.objects.get("bgp")),
-                           cast(L2Announcer | None, self.objects.get("l2")))
+                           cast(Any, self.objects.get("forwarder")))
+        self._sync_parts()
         self.reconciler = Reconciler(config, self.parts, self.health, self.election)
         self._wake_target = self.reconciler
         self.reconciler.on_first_success = self._on_ready
@@ -264,11 +271,12 @@ class Supervisor:
                     await cast(BgpSpeaker, part).withdraw_all()
                 elif kind == "l2" and part is not None:
                     await cast(L2Announcer, part).set(frozenset())
+                elif kind == "dns" and part is not None:
+                    await cast(DnsRecords, part).withdraw_all(DNS_STOP_S)
         except TimeoutError:
             LOG.warning("part_stop_timeout", reason="timeout", part=kind)
         await self._stop_task(kind)
-        if kind in ("bgp", "l2"):
-            self.objects.pop(kind, None)
+        self.objects.pop(kind, None)
         if kind == "bgp":
             from speaker.bgp import metrics as bgp_metrics
 
@@ -278,8 +286,11 @@ class Supervisor:
         LOG.info("part_stopped", reason="config_changed", part=kind)
 
     def _sync_parts(self) -> None:
+        """The reconciler's view of the parts it drives (None: not running)."""
         self.parts.bgp = cast(BgpSpeaker | None, self.objects.get("bgp"))
         self.parts.l2 = cast(L2Announcer | None, self.objects.get("l2"))
+        self.parts.dns = cast(DnsRecords | None, self.objects.get("dns"))
+        self.parts.hooks = cast(Hooks | None, self.objects.get("hooks"))
 
     def request_stop(self) -> None:
         """Begin a planned stop (SIGTERM)."""
