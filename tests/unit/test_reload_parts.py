@@ -14,7 +14,15 @@ import yaml
 
 from speaker.config import AppConfig, load_config
 from speaker.factory import BuildContext
-from speaker.fakes import FakeAddresses, FakeBgp, FakeElection, FakeForwarder, FakeHealth, FakeL2
+from speaker.fakes import (
+    FakeAddresses,
+    FakeBgp,
+    FakeDns,
+    FakeElection,
+    FakeForwarder,
+    FakeHealth,
+    FakeL2,
+)
 from speaker.metrics import REGISTRY
 from speaker.parts import managed_ranges
 from speaker.sdnotify import Notifier
@@ -40,6 +48,7 @@ class Builder:
     def __call__(self, kind: str, config: AppConfig, ctx: BuildContext) -> object | None:
         makers: dict[str, Callable[[AppConfig], object]] = {
             "health": FakeHealth, "election": FakeElection, "bgp": FakeBgp, "l2": FakeL2,
+            "dns": FakeDns,
             "addresses": lambda c: FakeAddresses(managed_ranges(c)),
             "forwarder": lambda _c: FakeForwarder()}
         maker = makers.get(kind)
@@ -326,3 +335,27 @@ def test_a_part_that_cannot_be_built_rejects_the_reload(tmp_path: Path) -> None:
         sup.request_stop()
         assert await asyncio.wait_for(runner, 10) == 0
     asyncio.run(scenario())
+
+
+def test_a_dns_publisher_added_and_removed_by_reload(tmp_path: Path) -> None:
+    """A part built by another engineer plugs in with one describer and one builder."""
+    dns = {"servers": [{"address": "192.0.2.53", "zone": "example.test",
+                        "tsig": {"name": "k",
+                                 "secret": "8iqUvfFnWP8POtHjWf6CoysnftkdPzNRmYK73djauHw="}}]}
+    named = {**WEB, "dns": {"names": ["web.example.test"]}}
+
+    async def scenario() -> None:
+        async with running(tmp_path) as (sup, _builder):
+            assert sup.parts.dns is None
+            write(sup.config_path, services=[named], dns=dns)
+            result = await sup.reload()
+            assert "part dns started" in result["changes"], result
+            part = sup.parts.dns
+            assert isinstance(part, FakeDns)
+            assert part.serving == {"web.example.test": ip_address("203.0.113.10")}
+            write(sup.config_path)
+            result = await sup.reload()
+            assert "part dns stopped" in result["changes"]
+            assert part.serving == {}  # withdrawn before the part stopped
+            assert sup.parts.dns is None
+    run(scenario)
