@@ -259,6 +259,8 @@ class Supervisor:
         self.reconciler.reconfigure(config)
         if "election" in fresh:
             self.reconciler.replace_election(self.election)
+            if self.reconciler.drains.appliance is not None:  # still drained: hand over
+                await self.election.resign(None)
         for kind in fresh:
             self._start_task(kind)
 

@@ -126,6 +126,7 @@ def test_single_to_vrrp_replaces_the_engine_and_keeps_the_penalty(tmp_path: Path
             old = sup.election
             assert isinstance(old, FakeElection)
             sup.reconciler.set_penalty("self_health", 50)
+            sup.reconciler.drains = sup.reconciler.drains.with_appliance(1.0)
             write(sup.config_path, election={"engine": "vrrp", "vrrp": {"interface": "eth0"},
                                              "groups": [{"name": "default", "vrid": 9}]})
             result = await sup.reload()
@@ -136,6 +137,7 @@ def test_single_to_vrrp_replaces_the_engine_and_keeps_the_penalty(tmp_path: Path
             assert isinstance(new, FakeElection)
             assert sup.reconciler.election is new
             assert new.penalty == 50
+            assert new.resigned == [None]  # the appliance drain carries over
             await asyncio.sleep(0.05)
             assert new.running
             assert not old.running
