@@ -45,6 +45,7 @@ def _vips(sup: Supervisor) -> list[dict[str, Any]]:
     desired = sup.reconciler.desired
     if desired is None:
         return []
+    parts = sup.built.parts
     announced = {a.prefix.network_address: a for a in parts.bgp.announced()} if parts.bgp else {}
     owned = {v.address: v for v in parts.l2.owned()} if parts.l2 else {}
     peers = sorted(parts.bgp.sessions()) if parts.bgp else []
