@@ -175,6 +175,12 @@ class BfdRunner:
             LOG.error("bfd_child_protocol_error", reason="bfd_channel_broken",
                       error=repr(group.exceptions[0]))
         planned = not self._specs
+        # its stdout is closed: the child is exiting. Let asyncio's watcher reap it
+        # first: terminate() polls the process, reaps it itself, and the watcher then
+        # reports 255 ("Unknown child process") instead of the real exit code.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await proc.wait()
         await self._stop_child()
         return planned
 
