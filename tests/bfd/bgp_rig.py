@@ -91,7 +91,7 @@ def appliance_config(index: int, workdir: Path, bfd: dict[str, Any] | bool,
             "name": "load", "vip": LOAD_VIP, "ports": [80],
             "backends": [{"address": BACKEND, "port": LOAD_PORT + i, "name": f"p{i}"}
                          for i in range(checks)],
-            "health": {"type": "tcp", "interval": check_interval, "timeout": "500ms",
+            "health": {"type": "tcp", "interval": check_interval, "timeout": "80ms",
                        "rise": 2, "fall": 3},
             "quorum": {"min_healthy": 1, "below": "withdraw"}})
     return {
@@ -162,14 +162,17 @@ class Rig:
     ctl: BirdControl
     apps: dict[str, Appliance] = field(default_factory=dict)
 
-    def die(self, name: str) -> None:
+    def die(self, name: str) -> float:
         """Appliance death: cut its switch port, then SIGKILL `speaker run` (ExaBGP and
-        the BFD child die with it: PR_SET_PDEATHSIG)."""
+        the BFD child die with it: PR_SET_PDEATHSIG). Returns perf_counter() at the
+        moment the port-down command had returned."""
         app = self.apps[name]
         self.lab.port_down(self.front, app.port)
+        cut = time.perf_counter()
         if app.proc is not None:
             app.ns.stop(app.proc, sig=9)
             app.proc = None
+        return cut
 
     def revive(self, name: str) -> None:
         """Port up, `speaker run` again."""
