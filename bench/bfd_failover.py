@@ -13,7 +13,7 @@ polled every 2 ms). Deaths alternate between lb1 and lb2.
 Stability: lb1 alone, BFD 100 ms x 3, CHECKS TCP health checks every 100 ms
 (CHECKS x 10 checks/s asked) and two busy loops (one per core, started and
 killed by PID) for STABILITY_SECONDS; false downs are counted on both ends. The
-router stands in for a separate box, so BIRD runs SCHED_RR (`chrt`) here.
+router stands in for a separate box, so BIRD runs SCHED_RR 5 (`chrt`) here.
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def stability(seconds: float, checks: int) -> dict[str, Any]:
         app = rig.apps["lb1"]
         # the router stands in for a separate box: its own CPU is not the appliance's,
         # so BIRD (all its threads, BFD's included) runs SCHED_RR here, out of the
-        # busy loops' way. The appliance's BFD child raises itself; nothing else does.
-        rig.router.ns.run("chrt", "-a", "-r", "-p", "20", str(rig.router.proc.pid))
+        # busy loops' way, below the appliance's BFD child (RR 10) that it shares the
+        # two cores with. The child raises itself; nothing else on the appliance does.
+        rig.router.ns.run("chrt", "-a", "-r", "-p", "5", str(rig.router.proc.pid))
         try:
             wait(lambda: ADDRESS["lb1"] in rig.ctl.next_hops(), 90, "route via lb1")
             wait(lambda: (app.peer().get("bfd") or {}).get("state") == "up", 30, "BFD up")

@@ -4,7 +4,7 @@
 
 A single-threaded epoll loop with nothing else to do: no config parsing, no
 asyncio, no pydantic. It raises itself to SCHED_RR (falling back to nice -10)
-so a saturated CPU cannot delay a transmit deadline, and it never blocks on the
+and locks its memory so a saturated CPU cannot delay a transmit deadline, and it never blocks on the
 parent: frames to the parent are queued and state changes outlive a stalled
 reader (stats are dropped first). It reads config frames on stdin and exits when
 stdin closes (the parent is gone; PR_SET_PDEATHSIG also kills it).
@@ -31,6 +31,7 @@ from speaker.bfd.spec import SessionSpec
 STATS_EVERY_S = 1.0
 MAX_QUEUED = 1 << 20
 RT_PRIORITY = 10
+_MCL_CURRENT, _MCL_FUTURE = 1, 2
 
 
 @dataclass
@@ -43,6 +44,15 @@ class Entry:
     discarded: dict[str, int] = field(default_factory=dict)
     send_errors: int = 0
     max_late_s: float = 0.0
+
+
+def lock_memory() -> bool:
+    """mlockall(MCL_CURRENT | MCL_FUTURE), as keepalived's children do: a page fault
+    that has to wait for memory must never delay a transmit. False if not allowed."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    return int(libc.mlockall(_MCL_CURRENT | _MCL_FUTURE)) == 0
 
 
 def raise_priority() -> str:
@@ -272,7 +282,7 @@ class Child:
 
 def main() -> int:
     """Entry point of `python -m speaker.bfd.child`."""
-    sched = raise_priority()
+    sched = raise_priority() + (",mlock" if lock_memory() else "")
     gc.collect()
     gc.freeze()  # start-up objects never need scanning: shorter GC pauses
     Child(sys.stdout.fileno(), sys.stdin.fileno(), sched=sched).run()
