@@ -81,6 +81,12 @@ def _l2(config: AppConfig, ctx: BuildContext) -> object:
     return L2Responder(config, ctx.wake, conflict_hook=ctx.resolve_conflict)
 
 
+def _bfd(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.bfd.runner import BfdRunner
+
+    return BfdRunner(config, ctx.wake)
+
+
 def _dns(config: AppConfig, ctx: BuildContext) -> object:
     from speaker.dns import DnsPublisher
 
@@ -107,7 +113,7 @@ def _sysctls(config: AppConfig, ctx: BuildContext) -> object:
 
 Builder = Callable[[AppConfig, BuildContext], object]
 BUILDERS: dict[str, Builder] = {
-    "health": _health, "election": _election, "bgp": _bgp, "l2": _l2, "dns": _dns,
+    "health": _health, "election": _election, "bgp": _bgp, "bfd": _bfd, "l2": _l2, "dns": _dns,
     "hooks": _hooks, "forwarder": _forwarder, "addresses": _addresses, "sysctls": _sysctls,
 }
 """One builder per kind of part that is an object (api, metrics, log are the daemon's)."""

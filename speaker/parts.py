@@ -1,7 +1,7 @@
 """Which parts a config needs, with what settings, and what a reload must do about them.
 
 Pure. `parts_for(config)` describes every part the appliance runs for a config
-(health checker, election engine, BGP speaker, L2 responder, DNS publisher, hooks,
+(health checker, election engine, BGP speaker, BFD, L2 responder, DNS publisher, hooks,
 IPVS forwarder, VIP addresses, sysctl guard, and the process-level API/metrics/log
 settings);
 start-up builds exactly these, and a reload hands `diff_parts(old, new)` to the
@@ -134,6 +134,12 @@ def _l2(config: AppConfig) -> PartSpec | None:
                     (("node.interfaces", tuple(config.node.client_interfaces())),))
 
 
+def _bfd(config: AppConfig) -> PartSpec | None:
+    if config.bgp is None:
+        return None
+    return PartSpec("bfd", "child", "bgp", (("bgp.peers", tuple(config.bgp.peers)),))
+
+
 def _dns(config: AppConfig) -> PartSpec | None:
     if not uses_dns(config):
         return None
@@ -193,7 +199,7 @@ def _log(config: AppConfig) -> PartSpec:
 
 
 DESCRIBERS: tuple[Callable[[AppConfig], PartSpec | None], ...] = (
-    _health, _election, _bgp, _l2, _dns, _hooks, _forwarder, _addresses, _sysctls, _api,
+    _health, _election, _bgp, _bfd, _l2, _dns, _hooks, _forwarder, _addresses, _sysctls, _api,
     _metrics, _log)
 """One entry per kind of part, in start order (stopped in reverse)."""
 

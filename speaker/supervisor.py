@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from speaker.config import AppConfig, ConfigError, ConfigUnreadableError, load_config
 from speaker.factory import BuildContext, build_part
@@ -52,6 +52,9 @@ from speaker.seams import (
     L2Announcer,
 )
 
+if TYPE_CHECKING:
+    from speaker.bfd.runner import BfdRunner
+
 LOG = event_log(__name__)
 PartBuilder = Callable[[str, AppConfig, BuildContext], object | None]
 STOP_TIMEOUT_S = 10.0
@@ -73,6 +76,7 @@ class Built:
     parts: Parts
     health: HealthSource
     election: Election
+    bfd: BfdRunner | None = None
 
 
 class Supervisor:
@@ -132,7 +136,8 @@ class Supervisor:
     @property
     def built(self) -> Built:
         """The running parts (status, API)."""
-        return Built(self.parts, self.health, self.election)
+        return Built(self.parts, self.health, self.election,
+                     cast("BfdRunner | None", self.objects.get("bfd")))
 
     def _resolve_conflict(self, vip: L2Vip, other_mac: str) -> bool:
         hook = getattr(self.objects.get("election"), "resolve_conflict", None)

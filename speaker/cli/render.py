@@ -32,6 +32,14 @@ def _reason(vip: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _bfd(bfd: dict[str, Any] | None) -> str:
+    if bfd is None:
+        return "-"
+    timers = f"{bfd['min_tx_ms']}ms x{bfd['multiplier']}"
+    why = f" ({bfd['diag']})" if bfd["state"] != "up" and bfd["diag"] != "none" else ""
+    return f"{bfd['state']}{why} {timers}{' multihop' if bfd['multihop'] else ''}"
+
+
 def render_status(doc: dict[str, Any], backends: bool = True) -> str:
     """Human-readable status."""
     lines = [f"node {doc['node']}  version {doc['version']}  up {doc['uptime_s']}s  "
@@ -76,9 +84,9 @@ def render_status(doc: dict[str, Any], backends: bool = True) -> str:
     if doc["peers"]:
         lines.append("")
         lines.append("BGP peers:")
-        rows = [["PEER", "ADDRESS", "STATE", "PREFIXES", "REASON"]]
-        rows += [[p["name"], p["address"], p["state"], str(p["announced"]), p["reason"]]
-                 for p in doc["peers"]]
+        rows = [["PEER", "ADDRESS", "STATE", "PREFIXES", "REASON", "BFD", "PATH"]]
+        rows += [[p["name"], p["address"], p["state"], str(p["announced"]), p["reason"],
+                  _bfd(p.get("bfd")), p.get("path", "ok")] for p in doc["peers"]]
         lines += _table(rows)
         lines += [f"  {p['name']}: {p['detail']}" for p in doc["peers"] if p.get("detail")]
     if doc["election"]:

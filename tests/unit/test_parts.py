@@ -51,8 +51,10 @@ def test_adding_l2_bgp_and_vrrp_goes_live() -> None:
     assert Change("election", "replace", "single -> vrrp") in changes
     assert not restart_required(changes)
     back = diff_parts(parts_for(new), parts_for(cfg()))
-    assert back[0] == Change("bgp", "stop")  # stops first
-    assert str(back[0]) == "part bgp stopped"
+    stops = [c for c in back if c.action == "stop"]
+    assert back[:len(stops)] == tuple(stops)  # stops first, in reverse start order
+    assert [c.kind for c in stops] == ["bfd", "bgp"]
+    assert str(stops[1]) == "part bgp stopped"
 
 
 def test_what_cannot_change_live_is_named() -> None:
