@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "l2"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bgp"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
