@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, FilePath, field_validator, model_validator
+from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
 
 from speaker.config.base import Section
 from speaker.config.types import IfName, Name, PositiveSeconds, SafeText
@@ -135,26 +136,44 @@ class EtcdConfig(Section):
             raise ValueError("prefix must start with '/' and not end with '/' (e.g. /edge-speaker)")
         return value
 
-    @model_validator(mode="after")
-    def _check(self) -> EtcdConfig:
-        ttl = float(self.lease_ttl)
-        renew, timeout, margin = self.timers()
+    @field_validator("step_down_margin")
+    @classmethod
+    def _timer_rule(cls, value: float | None, info: ValidationInfo) -> float | None:
+        ttl = info.data.get("lease_ttl")
+        if not isinstance(ttl, int) or "renew_interval" not in info.data \
+                or "request_timeout" not in info.data:
+            return value  # an earlier field is already reported
+        quarter = ttl / 4
+        renew = info.data["renew_interval"] or quarter
+        timeout = info.data["request_timeout"] or quarter
+        margin = value or quarter
         if renew + 2 * timeout + margin > ttl:
             raise ValueError(
                 f"timers break the rule renew_interval + 2 x request_timeout + step_down_margin"
                 f" <= lease_ttl ({renew:g} + 2 x {timeout:g} + {margin:g} > {ttl:g}): a leader"
-                " could miss one renewal and step down, or announce past its lease")
-        if self.password is not None and self.password_file is not None:
+                " would step down after one lost renewal, or announce past its lease")
+        return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _auth(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        password = info.data.get("password")
+        if password is not None and value is not None:
             raise ValueError("give password or password_file, not both")
-        if (self.password is not None or self.password_file is not None) != (
-                self.username is not None):
-            raise ValueError("etcd auth needs username and password (or password_file)")
-        https = any(u.startswith("https://") for u in self.endpoints)
-        if https and self.tls is None:
-            raise ValueError("https endpoints need tls.ca_file")
-        if self.tls is not None and self.endpoints and not https:
+        if (password is not None or value is not None) != (info.data.get("username") is not None):
+            raise ValueError("etcd auth needs username together with password or password_file")
+        return value
+
+    @field_validator("tls")
+    @classmethod
+    def _tls_scheme(cls, value: EtcdTls | None, info: ValidationInfo) -> EtcdTls | None:
+        endpoints = info.data.get("endpoints") or []
+        https = any(u.startswith("https://") for u in endpoints)
+        if https and value is None:
+            raise ValueError("https:// endpoints need tls (at least tls.ca_file)")
+        if value is not None and endpoints and not https:
             raise ValueError("tls is set but the endpoints are http:// (use https://)")
-        return self
+        return value
 
     def timers(self) -> tuple[float, float, float]:
         """(renew_interval, request_timeout, step_down_margin), defaults filled in."""
