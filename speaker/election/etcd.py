@@ -36,6 +36,7 @@ from speaker.election import etcd_metrics as em
 from speaker.election import etcd_rules as rules
 from speaker.election.base import Verdicts
 from speaker.election.etcd_client import EtcdClient, EtcdError, KeyValue
+from speaker.election.etcd_view import View
 from speaker.logs import event_log
 from speaker.model import L2Vip, Leadership
 from speaker.seams import Wake
@@ -80,8 +81,7 @@ class EtcdElection:
         self._lease = 0
         self._granted_ttl = 0
         self._valid_until = 0.0
-        self._view: dict[str, KeyValue] = {}
-        self._view_fresh = False
+        self._view = View(config.election.etcd.prefix)
         self._reason = "connecting"
         self._last_error = ""
         self._kick = asyncio.Event()
@@ -262,7 +262,7 @@ class EtcdElection:
     def _restart_watch(self) -> None:
         if self._watch_task is not None:
             self._watch_task.cancel()
-        self._view_fresh = False
+        self._view.fresh = False
         self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop())
 
     async def _watch_loop(self) -> None:
@@ -270,19 +270,18 @@ class EtcdElection:
         while True:
             try:
                 kvs, revision = await self._client.range_prefix(prefix + "/")
-                self._view = {kv.key: kv for kv in kvs}
-                self._view_fresh = True
+                self._view.reset(kvs, prefix)
+                self._view.fresh = True
                 self._kick.set()
                 async for batch in self._client.watch(prefix + "/", revision + 1):
                     for event in batch:
                         if event.deleted:
-                            self._view.pop(event.kv.key, None)
+                            self._view.delete(event.kv.key)
                         else:
-                            self._view[event.kv.key] = event.kv
-                    self._evaluate(self._clock())
-                    self._kick.set()
+                            self._view.put(event.kv)
+                    self._kick.set()  # the decider coalesces bursts of events
             except EtcdError as err:
-                self._view_fresh = False
+                self._view.fresh = False
                 self._on_error(err)
                 await asyncio.sleep(RETRY_S * 2)
 
@@ -305,7 +304,6 @@ class EtcdElection:
                     await self._client.revoke(lease)
                     LOG.info("etcd_lease_revoked", reason=reason, lease=f"{lease:x}")
         self._view.clear()
-        self._view_fresh = False
         await self._client.close()
 
     async def _shutdown(self) -> None:
@@ -351,7 +349,7 @@ class EtcdElection:
             kv = self._view.get(self._leader_key(name))
             holder = rules.holder_of(kv)
             holds = self._holds(g)
-            others = rules.candidates(self._view, self._etcd.prefix, name)
+            others = self._view.candidates(name)
             if holds and kv is not None:
                 g.token = kv.create_revision
                 target = rules.should_yield(me, others)
@@ -365,7 +363,7 @@ class EtcdElection:
             leading = holds and may_lead and g.yield_at is None
             state = ("leader" if leading else "handing_over" if holds and g.yield_at
                      else "lease_unrenewed" if holds else "follower" if kv is not None
-                     else "no_etcd" if not self._view_fresh else "vacant")
+                     else "no_etcd" if not self._view.fresh else "vacant")
             failover = None
             if leading and not g.leading and g.vacant_since is not None:
                 failover = now - g.vacant_since
@@ -376,7 +374,7 @@ class EtcdElection:
                 g.vacant_since = None
             if not holds:
                 g.token = 0
-            if not may_lead or not self._view_fresh:
+            if not may_lead or not self._view.fresh:
                 continue
             due = min(due, self._act(g, me, kv, others, now))
         return due
@@ -387,8 +385,8 @@ class EtcdElection:
         name, due = g.cfg.name, now + 3600.0
         ckey = rules.candidate_key(self._etcd.prefix, name, me.node)
         mine = self._view.get(ckey)
-        if mine is None or mine.lease != self._lease or rules.Candidate.decode(
-                mine.value) != me:
+        if mine is None or mine.lease != self._lease or self._view.candidate(
+                name, me.node) != me:
             self._spawn(name, "register", self._register(ckey, me, self._lease))
         if not me.preempt and g.cfg.preempt and not g.resigned:
             due = min(due, self._started + (g.cfg.preempt_delay or 0.0))
@@ -432,7 +430,7 @@ class EtcdElection:
             return  # never write a key without this session's lease
         revision = await self._client.put(key, me.encode(), lease)
         if lease == self._lease:
-            self._view[key] = KeyValue(key, me.encode(), revision, revision, lease)
+            self._view.put(KeyValue(key, me.encode(), revision, revision, lease))
 
     async def _campaign(self, g: _Group, me: rules.Candidate, lease: int) -> None:
         if lease == 0 or lease != self._lease:
@@ -441,11 +439,10 @@ class EtcdElection:
         won, kv = await self._client.campaign(key, rules.leader_value(me.node, me.priority),
                                               lease)
         if kv is not None and lease == self._lease:
-            self._view[key] = kv
+            self._view.put(kv)
         if won and kv is not None:
             LOG.info("etcd_campaign_won", reason="key_created", group=g.cfg.name,
                      fencing_token=kv.create_revision, lease=f"{lease:x}")
-        self._evaluate(self._clock())
 
     async def _delete_key(self, g: _Group, token: int, reason: str) -> None:
         key = self._leader_key(g.cfg.name)
@@ -455,7 +452,7 @@ class EtcdElection:
                  deleted=deleted)
         current = self._view.get(key)
         if current is not None and current.create_revision == token:
-            self._view.pop(key, None)
+            self._view.delete(key)
         g.yield_at = None
 
     def _forget(self, g: _Group, old: EtcdConfig) -> None:

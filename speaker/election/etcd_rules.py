@@ -19,7 +19,7 @@ preferred appliance asks the holder to resign.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from speaker.election.etcd_client import KeyValue
@@ -75,18 +75,6 @@ def holder_of(kv: KeyValue | None) -> str | None:
         return str(json.loads(kv.value)["node"])
     except (ValueError, KeyError, TypeError):
         return kv.value.decode(errors="replace")
-
-
-def candidates(view: Mapping[str, KeyValue], prefix: str, group: str) -> list[Candidate]:
-    """Registered candidates of `group` in the watched view."""
-    base = f"{prefix}/{group}/candidates/"
-    out = []
-    for key, kv in view.items():
-        if key.startswith(base):
-            cand = Candidate.decode(kv.value)
-            if cand is not None:
-                out.append(cand)
-    return out
 
 
 def _order(c: Candidate) -> tuple[int, str]:

@@ -222,6 +222,24 @@ class ArpWatch:
         return [(float(t), str(m)) for t, m in json.loads(text)["replies"]] if text else []
 
 
+def leads(lab: EtcdLab, name: str, group: str) -> bool:
+    """`name` leads `group` per its status (False while its API is not up yet)."""
+    try:
+        return bool(lab.engine_status(name)["groups"][group]["leader"])
+    except RuntimeError:
+        return False
+
+
+def settle(lab: EtcdLab, timeout: float = 40) -> None:
+    """Wait for the home state: a1 leads blue, a2 leads green, BIRD has a1's plain route."""
+    from routers import wait_for
+
+    wait_for(lambda: leads(lab, "a1", "blue") and leads(lab, "a2", "green"), timeout=timeout,
+             interval=0.3, what="home leadership")
+    wait_for(lambda: lab.plain_routes() == {"192.0.2.11"}, timeout=timeout, interval=0.3,
+             what="BIRD: a1's plain route for web")
+
+
 def owners_timeline(replies: list[tuple[float, str]]) -> tuple[float, float]:
     """(overlap, gap) of the change of owner in `replies`: overlap = how long both MACs
     answered (last reply of the old owner minus first of the new, if positive); gap =

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from etcdlab import API, WEB, EtcdLab, owners_timeline
+from etcdlab import API, WEB, EtcdLab, leads, owners_timeline, settle
 from routers import wait_for
 
 from speaker.lab.netns import Lab, leftover_namespaces, require_root
@@ -38,22 +38,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdLab]:
                 m.stop()
     finally:
         assert not leftover_namespaces("eet")
-
-
-def leads(lab: EtcdLab, name: str, group: str) -> bool:
-    """`name` leads `group` per its status (False while its API is not up yet)."""
-    try:
-        return bool(lab.engine_status(name)["groups"][group]["leader"])
-    except RuntimeError:
-        return False
-
-
-def settle(lab: EtcdLab, timeout: float = 40) -> None:
-    """Wait for the home state: a1 leads blue, a2 leads green, BIRD has a1's plain route."""
-    wait_for(lambda: leads(lab, "a1", "blue") and leads(lab, "a2", "green"), timeout=timeout,
-             interval=0.3, what="home leadership")
-    wait_for(lambda: lab.plain_routes() == {"192.0.2.11"}, timeout=timeout, interval=0.3,
-             what="BIRD: a1's plain route for web")
 
 
 def test_groups_spread_tls_and_fencing_token_everywhere(lab: EtcdLab) -> None:
