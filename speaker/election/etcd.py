@@ -95,7 +95,10 @@ class EtcdElection:
     # --- Protocol: Election ---------------------------------------------------------------
 
     def leadership(self) -> Mapping[str, Leadership]:
-        """Verdict per group: leader while this lease holds the key and is surely valid."""
+        """Verdict per group: leader while this lease holds the key and is surely valid.
+        A deadline that passed is applied here too, even if the decider has not run yet."""
+        if not self._may_lead(self._clock()) and any(g.leading for g in self._groups.values()):
+            self._evaluate(self._clock())
         return self._verdicts.snapshot()
 
     def set_penalty(self, penalty: int, reason: str) -> None:
@@ -287,15 +290,15 @@ class EtcdElection:
 
     async def _end_session(self, reason: str) -> None:
         """Step down everywhere, wait the margin (announcements withdrawn), revoke."""
+        held = any(g.leading or g.yield_at is not None for g in self._groups.values())
         lease, self._lease, self._valid_until = self._lease, 0, 0.0
         for (_group, kind), task in self._ops.items():
             if kind != "forget":
                 task.cancel()
-        self._evaluate(self._clock())
+        self._evaluate(self._clock())  # step down everywhere first
         if self._watch_task is not None:
             self._watch_task.cancel()
             self._watch_task = None
-        held = any(g.token for g in self._groups.values())
         if lease:
             if held:
                 await asyncio.sleep(self._etcd.timers()[2])
