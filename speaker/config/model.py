@@ -7,6 +7,7 @@ from pydantic import ValidationInfo, model_validator
 from speaker.config.base import Section
 from speaker.config.bgp import BgpConfig
 from speaker.config.dataplane import DataplaneConfig
+from speaker.config.dns import DnsConfig
 from speaker.config.election import ElectionConfig
 from speaker.config.node import ApiConfig, LogConfig, MetricsConfig, NodeConfig
 from speaker.config.service import ServiceConfig
@@ -32,6 +33,7 @@ class AppConfig(Section):
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+    dns: DnsConfig | None = None
 
     def cross_field_errors(self) -> list[CrossFieldError]:
         """Every rule that spans sections, broken, with the path of the offending field."""
@@ -50,6 +52,27 @@ class AppConfig(Section):
                 errors.append(CrossFieldError(("election", "groups", gi, "interface"),
                                               f"{group.interface!r} is not in node.interfaces"))
         errors.extend(self._service_errors())
+        errors.extend(self._dns_errors())
+        return errors
+
+    def _dns_errors(self) -> list[CrossFieldError]:
+        errors: list[CrossFieldError] = []
+        seen: dict[str, str] = {}
+        for si, svc in enumerate(self.services):
+            if svc.dns is None:
+                continue
+            if self.dns is None:
+                errors.append(CrossFieldError(("services", si, "dns"),
+                                              "service DNS names need a top-level dns section"))
+                continue
+            for ni, name in enumerate(svc.dns.names):
+                at = ("services", si, "dns", "names", ni)
+                if name in seen:
+                    errors.append(CrossFieldError(at, f"{name!r} is already published for "
+                                                  f"service {seen[name]!r}"))
+                seen.setdefault(name, svc.name)
+                if self.dns.server_for(name) is None:
+                    errors.append(CrossFieldError(at, f"{name!r} is in no zone of dns.servers"))
         return errors
 
     def _service_errors(self) -> list[CrossFieldError]:

@@ -22,6 +22,8 @@ from speaker.reconcile.selfcheck import appliance_health, link_is_up
 from speaker.seams import Election, HealthSource
 
 LOG = event_log(__name__)
+DNS_STOP_S = 3.0
+"""How long a planned stop waits for DNS claims to be withdrawn."""
 
 
 @dataclass(slots=True)
@@ -138,6 +140,7 @@ class Reconciler:
                 errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
                 self.desired = desired
                 self._export(desired)
+                self._publish_dns()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # observe failed: retried on the next pass
@@ -170,6 +173,17 @@ class Reconciler:
             VIP_ANNOUNCED.labels(vip=str(d.vip), mode="bgp").set(int(bgp_on))
             VIP_ANNOUNCED.labels(vip=str(d.vip), mode="l2").set(int(l2_on))
 
+    def _publish_dns(self) -> None:
+        """Tell the DNS part which names to serve: those whose VIP is announced now."""
+        dns = self.parts.dns
+        if dns is None:
+            return
+        live = {v.address for v in self.parts.l2.owned()} if self.parts.l2 is not None else set()
+        if self.parts.bgp is not None:
+            live |= {a.prefix.network_address for a in self.parts.bgp.announced()}
+        dns.set({name: svc.vip for svc in self.config.services
+                 if svc.dns is not None and svc.vip in live for name in svc.dns.names})
+
     async def shutdown(self) -> None:
         """Planned stop: withdraw every announcement and stop answering ARP/NDP."""
         self.shutting_down = True
@@ -178,3 +192,5 @@ class Reconciler:
             await self.parts.bgp.withdraw_all()
         if self.parts.l2 is not None:
             await self.parts.l2.set(frozenset())
+        if self.parts.dns is not None and not await self.parts.dns.withdraw_all(DNS_STOP_S):
+            LOG.warning("dns_withdraw_incomplete", reason="timeout", limit_s=DNS_STOP_S)
