@@ -123,7 +123,7 @@ def requests_per_second(groups: int = 100, seconds: float = 10.0) -> tuple[float
 
 def summary(name: str, values: list[float], unit: float = 1.0, fmt: str = "{:.2f}") -> str:
     vs = sorted(v * unit for v in values)
-    p = statistics.quantiles(vs, n=20)[-1] if len(vs) >= 2 else vs[0]
+    p = statistics.quantiles(vs, n=20, method="inclusive")[-1] if len(vs) >= 2 else vs[0]
     return (f"{name}: n={len(vs)} min {fmt.format(vs[0])} median "
             f"{fmt.format(statistics.median(vs))} p95 {fmt.format(p)} max {fmt.format(vs[-1])}")
 

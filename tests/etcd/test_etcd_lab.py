@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from etcdlab import API, WEB, EtcdLab, leads, owners_timeline, settle
+from l2lab import SPEAKER
 from routers import wait_for
 
 from speaker.lab.netns import Lab, leftover_namespaces, require_root
@@ -79,6 +80,24 @@ def test_wrong_client_certificate_gives_a_clear_status_reason(lab: EtcdLab) -> N
              interval=0.3, what="a1 leads green")
     lab.configure("a2", PRIO["a2"])
     a2.ns.run("kill", "-HUP", str(a2.proc.pid) if a2.proc else "0")
+    settle(lab)
+
+
+def test_drain_hands_over_without_overlap_and_undrain_preempts_back(lab: EtcdLab) -> None:
+    a1, a2 = lab.appliances["a1"], lab.appliances["a2"]
+    a2.mark()
+    lab.client.run("ping", "-c", "1", "-W", "1", WEB, check=False)
+    watch = lab.watch_arp(WEB, 30)
+    time.sleep(0.3)
+    a1.ns.run(SPEAKER, "drain", "-s", str(a1.sock), timeout=20)
+    a2.wait_event("etcd_leading", group="blue", timeout=10)
+    time.sleep(0.3)
+    overlap, gap = owners_timeline(watch.stop())
+    assert overlap == 0.0, f"two owners for {overlap * 1000:.1f} ms"
+    assert gap < TTL  # the key was deleted: no wait for the lease to expire
+    print(f"drain: ARP gap {gap * 1000:.0f} ms, overlap {overlap * 1000:.0f} ms")
+    assert lab.engine_status("a1")["groups"]["blue"]["resigned"]
+    a1.ns.run(SPEAKER, "undrain", "-s", str(a1.sock), timeout=20)
     settle(lab)
 
 
