@@ -53,10 +53,10 @@ def test_groups_spread_tls_and_fencing_token_everywhere(lab: EtcdLab) -> None:
     raw = lab.etcdctl("get", "/eet/blue/leader", "-w", "json")
     assert f'"create_revision":{blue["fencing_token"]}' in raw
     a1 = lab.appliances["a1"]
-    metrics = a1.ns.run("curl", "-s", "http://127.0.0.1:9300/metrics", check=False).stdout
-    if metrics:  # the metrics endpoint is optional in this config
-        assert f'speaker_election_fencing_token{{group="blue"}} {blue["fencing_token"]}' \
-            in metrics.replace(".0\n", "\n")
+    metrics = a1.ns.run("curl", "-s", "http://127.0.0.1:9469/metrics").stdout
+    assert f'speaker_election_fencing_token{{group="blue"}} {blue["fencing_token"]}' \
+        in metrics.replace(".0\n", "\n")
+    assert 'speaker_etcd_requests_total{op="lease_keepalive",result="ok"}' in metrics
     events = a1.events()
     assert any(e.get("event") == "etcd_leading" and e.get("group") == "blue"
                and e.get("fencing_token") == str(blue["fencing_token"]) for e in events)
