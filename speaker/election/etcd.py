@@ -199,7 +199,7 @@ class EtcdElection:
         return self._lease != 0 and now < self._valid_until - self._etcd.timers()[2]
 
     async def _session_loop(self) -> None:
-        recovered = True
+        recovered, failures = True, 0
         while True:
             if self._restart:
                 await self._end_session("config_changed")
@@ -229,7 +229,7 @@ class EtcdElection:
                 em.CONNECTED.set(1)
                 if self._reason != "ok":
                     LOG.info("etcd_connected", reason="renewed", endpoint=self._client.endpoint)
-                self._reason, self._last_error = "ok", ""
+                self._reason, self._last_error, failures = "ok", "", 0
                 if recovered:
                     self._restart_watch()
                     recovered = False
@@ -240,7 +240,11 @@ class EtcdElection:
                 if err.reason == "lease_not_found":
                     self._lease_gone()
                 self._client.rotate()
-                await asyncio.sleep(RETRY_S)
+                failures += 1
+                # every endpoint once at once (a leader must renew within its margin),
+                # then one round per renew_interval while etcd stays away
+                await asyncio.sleep(RETRY_S if failures <= len(self._etcd.endpoints)
+                                    else self._etcd.timers()[0])
                 continue
             await self._sleep_session(sent + self._etcd.timers()[0] - self._clock())
 
@@ -286,7 +290,7 @@ class EtcdElection:
             except EtcdError as err:
                 self._view.fresh = False
                 self._on_error(err)
-                await asyncio.sleep(RETRY_S * 2)
+                await asyncio.sleep(self._etcd.timers()[0])
 
     async def _end_session(self, reason: str) -> None:
         """Step down everywhere, wait the margin (announcements withdrawn), revoke."""

@@ -12,6 +12,8 @@ Every call has a deadline (`request_timeout`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's C core logs TLS retries at INFO
@@ -116,6 +118,7 @@ class EtcdClient:
         self._kv: Any = None
         self._lease: Any = None
         self._watch: Any = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def endpoint(self) -> str:
@@ -135,9 +138,12 @@ class EtcdClient:
     def _drop_channel(self) -> None:
         if self._channel is not None:
             channel, self._channel = self._channel, None
-            # close() is a coroutine; the channel is simply dropped here and closed by
-            # grpc's finaliser, so rotate() stays synchronous and never blocks.
-            del channel
+            # close in the background (ends the calls still on it, e.g. a watch), so
+            # rotate() stays synchronous and never blocks
+            with contextlib.suppress(RuntimeError):  # no running loop: grpc's finaliser
+                task = asyncio.get_running_loop().create_task(channel.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
         self._metadata = None
 
     async def close(self) -> None:
