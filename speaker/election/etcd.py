@@ -316,9 +316,7 @@ class EtcdElection:
     async def _shutdown(self) -> None:
         for task in self._ops.values():
             task.cancel()
-        for g in self._groups.values():
-            g.resigned = True
-        await self._end_session("shutdown")
+        await self._end_session("shutdown")  # run() may be called again: a new session
 
     # --- the decider ----------------------------------------------------------------------------
 

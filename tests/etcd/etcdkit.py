@@ -89,7 +89,7 @@ def etcdctl(endpoints: str, *args: str, extra: Sequence[str] = (), prefix: Seque
 
 
 def wait_healthy(endpoints: str, extra: Sequence[str] = (), prefix: Sequence[str] = (),
-                 timeout: float = 30) -> None:
+                 timeout: float = 60) -> None:
     """Wait until a put succeeds (the cluster has a leader and a quorum)."""
     deadline = time.monotonic() + timeout
     last = ""
@@ -104,12 +104,17 @@ def wait_healthy(endpoints: str, extra: Sequence[str] = (), prefix: Sequence[str
 
 
 def single(tmp: Path, extra: Sequence[str] = (), scheme: str = "http") -> Member:
-    """One member on loopback (started)."""
-    cport, pport = free_port(), free_port()
-    m = Member("m1", f"{scheme}://127.0.0.1:{cport}", f"http://127.0.0.1:{pport}",
-               tmp / "m1.etcd", extra=extra)
-    m.start(f"m1={m.peer_url}")
-    return m
+    """One member on loopback (started; new ports if a port was taken meanwhile)."""
+    for attempt in range(3):
+        cport, pport = free_port(), free_port()
+        m = Member("m1", f"{scheme}://127.0.0.1:{cport}", f"http://127.0.0.1:{pport}",
+                   tmp / f"m1-{attempt}.etcd", extra=extra)
+        m.start(f"m1={m.peer_url}")
+        time.sleep(0.3)
+        if m.proc is not None and m.proc.poll() is None:
+            return m
+        m.stop()
+    raise AssertionError(f"etcd would not start; see {tmp}/m1.log")
 
 
 def make_certs(d: Path) -> dict[str, Path]:

@@ -62,6 +62,10 @@ def test_groups_spread_tls_and_fencing_token_everywhere(lab: EtcdLab) -> None:
                and e.get("fencing_token") == str(blue["fencing_token"]) for e in events)
     lab.client.run("ping", "-c", "2", "-i", "0.2", "-W", "1", WEB)
     lab.client.run("ping", "-c", "2", "-i", "0.2", "-W", "1", API)
+    human = a1.ns.run(SPEAKER, "status", "-s", str(a1.sock), timeout=20).stdout
+    assert "etcd: https://198.51.100." in human
+    assert f"blue: fencing token {blue['fencing_token']}" in human
+    print(human)
 
 
 def test_wrong_client_certificate_gives_a_clear_status_reason(lab: EtcdLab) -> None:
