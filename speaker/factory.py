@@ -96,6 +96,11 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
         from speaker.dns import DnsPublisher
 
         dns = DnsPublisher(config, wake)
+    hooks = None
+    if config.hooks:
+        from speaker.hooks import HookRunner
+
+        hooks = HookRunner(config)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
-    parts = Parts(addresses, forwarder, bgp, l2, dns)
+    parts = Parts(addresses, forwarder, bgp, l2, dns, hooks)
     return Built(parts, HealthChecker(config, wake), election)

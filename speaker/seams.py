@@ -112,6 +112,15 @@ class DnsRecords(Component, Protocol):
         ...
 
 
+class Hooks(Component, Protocol):
+    """Operator commands on leadership and announcement changes."""
+
+    def observe(self, leaders: frozenset[str], vips: Mapping[str, IPAddress]) -> None:
+        """What is true now (groups led here; service -> VIP announced here). Never
+        waits: commands run in the part's own task."""
+        ...
+
+
 class VipAddresses(Protocol):
     """VIP addresses on `lo` (kernel side, in dataplane/)."""
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from speaker.config.base import Section
 from speaker.config.bgp import BgpConfig
 from speaker.config.dataplane import DataplaneConfig
 from speaker.config.dns import DnsConfig
 from speaker.config.election import ElectionConfig
+from speaker.config.hooks import Hook
 from speaker.config.node import ApiConfig, LogConfig, MetricsConfig, NodeConfig
 from speaker.config.service import ServiceConfig
 
@@ -33,6 +34,8 @@ class AppConfig(Section):
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+    hooks: list[Hook] = Field(default=[], max_length=256)
+    """Commands run on leader gained/lost and VIP announced/withdrawn (docs/hooks.md)."""
     dns: DnsConfig | None = None
 
     def cross_field_errors(self) -> list[CrossFieldError]:
@@ -53,6 +56,20 @@ class AppConfig(Section):
                                               f"{group.interface!r} is not in node.interfaces"))
         errors.extend(self._service_errors())
         errors.extend(self._dns_errors())
+        errors.extend(self._hook_errors())
+        return errors
+
+    def _hook_errors(self) -> list[CrossFieldError]:
+        groups = {g.name for g in self.election.groups}
+        services = {s.name for s in self.services}
+        errors: list[CrossFieldError] = []
+        for i, hook in enumerate(self.hooks):
+            if hook.group is not None and hook.group not in groups:
+                errors.append(CrossFieldError(("hooks", i, "group"), f"group {hook.group!r} "
+                                              "is not defined in election.groups"))
+            if hook.service is not None and hook.service not in services:
+                errors.append(CrossFieldError(("hooks", i, "service"), f"no service named "
+                                              f"{hook.service!r}"))
         return errors
 
     def _dns_errors(self) -> list[CrossFieldError]:
