@@ -241,10 +241,11 @@ class EtcdElection:
                     self._lease_gone()
                 self._client.rotate()
                 failures += 1
-                # every endpoint once at once (a leader must renew within its margin),
-                # then one round per renew_interval while etcd stays away
-                await asyncio.sleep(RETRY_S if failures <= len(self._etcd.endpoints)
-                                    else self._etcd.timers()[0])
+                # retry at once on the next endpoint while the lease may still be valid
+                # (a leader must renew before its deadline); once it cannot be, one
+                # round of endpoints per renew_interval while etcd stays away
+                fast = failures <= len(self._etcd.endpoints) or self._valid_until > self._clock()
+                await asyncio.sleep(RETRY_S if fast else self._etcd.timers()[0])
                 continue
             await self._sleep_session(sent + self._etcd.timers()[0] - self._clock())
 

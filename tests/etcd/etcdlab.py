@@ -134,6 +134,15 @@ class EtcdLab:
                        prefix=["ip", "netns", "exec", f"{self.lab.prefix}-e{ns}"],
                        check=False).stdout
 
+    def raft_leader(self) -> str:
+        """Client URL of the member that is raft leader now."""
+        out = etcdctl(self.endpoints, "endpoint", "status", "-w", "json", extra=self.tls,
+                      prefix=self.ctl_prefix).stdout
+        for st in json.loads(out):
+            if st["Status"]["leader"] == st["Status"]["header"]["member_id"]:
+                return str(st["Endpoint"])
+        raise AssertionError(f"no raft leader in {out}")
+
     def configure(self, name: str, priorities: dict[str, int], **kw: Any) -> Appliance:
         """Write appliance `name`'s config."""
         app = self.appliances[name]
