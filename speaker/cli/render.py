@@ -92,10 +92,12 @@ def render_status(doc: dict[str, Any], backends: bool = True) -> str:
     if doc["election"]:
         lines.append("")
         lines.append("Election:")
-        rows = [["GROUP", "LEADER", "STATE", "PRIORITY"]]
-        rows += [[g, "yes" if e["leader"] else "no", e["state"] or "-", str(e["priority"])]
+        rows = [["GROUP", "LEADER", "STATE", "PRIORITY", "HOLDER"]]
+        rows += [[g, "yes" if e["leader"] else "no", e["state"] or "-", str(e["priority"]),
+                  e.get("leader_id") or "-"]
                  for g, e in sorted(doc["election"].items())]
         lines += _table(rows)
+        lines += _etcd_lines(doc.get("components", {}).get("EtcdElection"))
     last = doc["reconcile"]["last"]
     if last:
         lines.append("")
@@ -104,3 +106,16 @@ def render_status(doc: dict[str, Any], backends: bool = True) -> str:
                      f"{last['duration_s'] * 1000:.1f}ms, {last['age_s']}s ago")
         lines += [f"  error: {e}" for e in last["errors"]]
     return "\n".join(lines)
+
+
+def _etcd_lines(etcd: dict[str, Any] | None) -> list[str]:
+    """The etcd engine's connection, lease and fencing tokens (engine etcd only)."""
+    if not etcd:
+        return []
+    lines = [f"  etcd: {etcd['endpoint']} {etcd['reason']}, lease {etcd['lease'] or '-'}, "
+             f"may lead for {etcd['may_lead_for_s']}s"]
+    if etcd.get("last_error"):
+        lines.append(f"  etcd error: {etcd['last_error']}")
+    lines += [f"  {g}: fencing token {e['fencing_token']}"
+              for g, e in sorted(etcd["groups"].items()) if e.get("fencing_token")]
+    return lines
