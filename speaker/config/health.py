@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
+from speaker.config.errors import FieldValueError
 from speaker.config.types import Port, PositiveSeconds, SafeText
 
 CheckType = Literal["tcp", "http", "https", "dns", "exec", "none"]
@@ -142,11 +143,21 @@ class HealthCheck(Section):
         wanted = {"https": "http"}.get(self.type, self.type)
         for section in ("tcp", "http", "dns", "exec"):
             if getattr(self, section) is not None and section != wanted:
-                raise ValueError(f"section '{section}' does not apply to check type '{self.type}'")
+                raise FieldValueError((section,), f"section '{section}' does not apply to "
+                                      f"check type '{self.type}'")
         if self.type == "exec" and self.exec is None:
-            raise ValueError("check type 'exec' needs an 'exec' section with a command")
-        if self.effective("timeout") >= self.effective("interval"):
-            raise ValueError("timeout must be shorter than interval")
+            raise FieldValueError(("exec",), "check type 'exec' needs an 'exec' section with "
+                                  "a command")
+        interval = self.effective("interval")
+        if self.effective("timeout") >= interval:
+            blame = "timeout" if self.timeout is not None or self.interval is None else "interval"
+            raise FieldValueError((blame,), f"timeout ({self.effective('timeout'):g} s) must be "
+                                  f"shorter than interval ({interval:g} s)")
+        if self.effective("fast_interval") > interval:
+            blame = "fast_interval" if self.fast_interval is not None else "interval"
+            raise FieldValueError((blame,), f"fast_interval ({self.effective('fast_interval'):g}"
+                                  f" s, used while a backend changes state) must not be longer "
+                                  f"than interval ({interval:g} s)")
         return self
 
     def effective(self, field: Literal["interval", "timeout", "rise", "fall", "fast_interval"]
