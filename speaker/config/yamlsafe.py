@@ -68,6 +68,22 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
     }
 
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._resolved: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        """The tag of a node; plain scalars are memoised (a config repeats its keys and
+        values thousands of times, and resolving is a chain of regular expressions)."""
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._resolved.get(value)
+            if tag is None:
+                tag = self._resolved[value] = super().resolve(kind, value, implicit)
+            return tag
+        resolved: str = super().resolve(kind, value, implicit)
+        return resolved
+
+
 _Loader.add_implicit_resolver(_INT, _INT_RX, list("-+0123456789"))
 _Loader.add_implicit_resolver(_FLOAT, _FLOAT_RX, list("-+0123456789."))
 
@@ -217,8 +233,52 @@ def _yaml_error(source: str, exc: yaml.YAMLError) -> ConfigUnreadableError:
     return ConfigUnreadableError(f"{source}: not valid YAML{where}: {problem}")
 
 
+def _breaks_limits(text: str) -> bool:
+    """One tight pass over libyaml's events: does the text use a tag, nest deeper than
+    MAX_DEPTH or expand to more than MAX_NODES values? Stops at the first breach."""
+    loader = _Loader(text)
+    depth = nodes = 0
+    sizes: dict[str, int] = {}
+    starts: list[tuple[str | None, int]] = []
+    scalar, alias = yaml.ScalarEvent, yaml.AliasEvent
+    opens = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    closes = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    get = loader.get_event
+    try:
+        while loader.check_event():
+            event = get()
+            kind = type(event)
+            if kind is scalar:
+                if event.tag is not None:
+                    return True
+                nodes += 1
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            elif kind in opens:
+                depth += 1
+                if event.tag is not None or depth > MAX_DEPTH:
+                    return True
+                starts.append((event.anchor, nodes))
+                nodes += 1
+            elif kind in closes:
+                depth -= 1
+                anchor, start = starts.pop()
+                if anchor:
+                    sizes[anchor] = nodes - start
+            elif kind is alias:
+                nodes += sizes.get(event.anchor, 1)
+            if nodes > MAX_NODES:
+                return True
+    finally:
+        loader.dispose()
+    return False
+
+
 def _scan_events(text: str, source: str) -> None:
-    scan = _Scan(source)
+    """Raise YamlLimitError, naming path and line, if the text breaks a limit."""
+    if not _breaks_limits(text):
+        return
+    scan = _Scan(source)  # slower, keeps the path: runs only to describe the breach
     loader = _Loader(text)
     try:
         while loader.check_event():
