@@ -8,14 +8,13 @@ named after the type (`http:`, `dns:`, ...), so errors point at one place.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
 from speaker.config.errors import FieldValueError
-from speaker.config.types import Port, PositiveSeconds, SafeText
+from speaker.config.types import Port, PositiveSeconds, SafePath, SafeText
 
 CheckType = Literal["tcp", "http", "https", "dns", "exec", "none"]
 HealthPreset = Literal["fast", "default", "conservative"]
@@ -62,7 +61,8 @@ class HttpParams(Section):
     max_body_bytes: int = Field(default=65536, ge=0, le=16 * 1024 * 1024)
     """Read at most this much of the body; a longer body is not read to the end."""
     tls_verify: bool = True
-    ca_bundle: Path | None = None
+    ca_bundle: SafePath | None = None
+    """CA certificates (PEM) to verify the backend with; an absolute path."""
     sni: SafeText | None = None
     """TLS server name; defaults to `host`."""
 
@@ -153,18 +153,22 @@ class HealthCheck(Section):
             blame = "timeout" if self.timeout is not None or self.interval is None else "interval"
             raise FieldValueError((blame,), f"timeout ({self.effective('timeout'):g} s) must be "
                                   f"shorter than interval ({interval:g} s)")
-        if self.effective("fast_interval") > interval:
-            blame = "fast_interval" if self.fast_interval is not None else "interval"
-            raise FieldValueError((blame,), f"fast_interval ({self.effective('fast_interval'):g}"
-                                  f" s, used while a backend changes state) must not be longer "
+        if self.fast_interval is not None and self.fast_interval > interval:
+            raise FieldValueError(("fast_interval",), f"fast_interval ({self.fast_interval:g} "
+                                  "s, used while a backend changes state) must not be longer "
                                   f"than interval ({interval:g} s)")
         return self
 
     def effective(self, field: Literal["interval", "timeout", "rise", "fall", "fast_interval"]
                   ) -> float:
-        """The value in force: the override if set, else the preset's."""
+        """The value in force: the override if set, else the preset's (the preset's
+        fast_interval never exceeds the interval in force)."""
         value = getattr(self, field)
-        return float(value) if value is not None else HEALTH_PRESETS[self.preset][field]
+        if value is not None:
+            return float(value)
+        if field == "fast_interval":
+            return min(HEALTH_PRESETS[self.preset][field], self.effective("interval"))
+        return HEALTH_PRESETS[self.preset][field]
 
     def http_params(self) -> HttpParams:
         """HTTP parameters with defaults when the section is omitted."""

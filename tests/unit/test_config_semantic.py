@@ -119,6 +119,8 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("api.mode", 0o770, "api.mode", "allow_wide_mode"),
     ("dataplane.state_file", "/var/lib/x\x1by", "dataplane.state_file", "control"),
     ("bgp.exabgp", "/usr/bin/exabgp\u2066", "bgp.exabgp", "bidirectional"),
+    ("services[0].health", {"type": "https", "http": {"ca_bundle": "ca.pem"}},
+     "services[0].health.http.ca_bundle", "absolute"),
     # fields no part honours
     ("node.interfaces[0].vlan", 100, "node.interfaces[0].vlan", "not supported"),
     # duplicates name the second one
