@@ -154,21 +154,23 @@ class HealthCheck(Section):
             raise FieldValueError((blame,), f"timeout ({self.effective('timeout'):g} s) must be "
                                   f"shorter than interval ({interval:g} s)")
         if self.fast_interval is not None and self.fast_interval > interval:
-            raise FieldValueError(("fast_interval",), f"fast_interval ({self.fast_interval:g} "
-                                  "s, used while a backend changes state) must not be longer "
-                                  f"than interval ({interval:g} s)")
+            raise FieldValueError(("fast_interval",), "fast_interval must not be longer than "
+                                  f"interval ({self.fast_interval:g} s > {interval:g} s; it is "
+                                  "the interval used while a rise or fall is in progress)")
         return self
 
     def effective(self, field: Literal["interval", "timeout", "rise", "fall", "fast_interval"]
                   ) -> float:
-        """The value in force: the override if set, else the preset's (the preset's
-        fast_interval never exceeds the interval in force)."""
+        """The value in force: the override if set, else the preset's. An unset
+        fast_interval never exceeds the interval in force: overriding only `interval`
+        below the preset's fast_interval must not slow down rise and fall."""
         value = getattr(self, field)
         if value is not None:
             return float(value)
+        preset = HEALTH_PRESETS[self.preset][field]
         if field == "fast_interval":
-            return min(HEALTH_PRESETS[self.preset][field], self.effective("interval"))
-        return HEALTH_PRESETS[self.preset][field]
+            return min(preset, self.effective("interval"))
+        return preset
 
     def http_params(self) -> HttpParams:
         """HTTP parameters with defaults when the section is omitted."""

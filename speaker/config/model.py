@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from speaker.config.base import Section
 from speaker.config.bgp import BgpConfig
 from speaker.config.dataplane import DataplaneConfig
+from speaker.config.dns import DnsConfig
 from speaker.config.election import ElectionConfig
 from speaker.config.errors import CrossFieldError
+from speaker.config.hooks import Hook
 from speaker.config.node import ApiConfig, LogConfig, MetricsConfig, NodeConfig
 from speaker.config.rules import RULES
 from speaker.config.service import ServiceConfig
@@ -27,6 +29,9 @@ class AppConfig(Section):
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+    hooks: list[Hook] = Field(default=[], max_length=256)
+    """Commands run on leader gained/lost and VIP announced/withdrawn (docs/hooks.md)."""
+    dns: DnsConfig | None = None
 
     def cross_field_errors(self) -> list[CrossFieldError]:
         """Every rule that spans sections, broken, with the path of the offending field.

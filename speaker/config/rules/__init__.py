@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from speaker.config.errors import CrossFieldError
-from speaker.config.rules import bgp_attributes, interfaces, services, vips
+from speaker.config.rules import bgp_attributes, dns, hooks, interfaces, services, vips
 
 if TYPE_CHECKING:
     from speaker.config.model import AppConfig
@@ -23,5 +23,7 @@ RULES: tuple[Rule, ...] = (
     services.check,
     vips.check,
     bgp_attributes.check,
+    dns.check,
+    hooks.check,
 )
 """Every cross-section rule, in the order their errors are listed."""
