@@ -130,3 +130,24 @@ def test_bad_password_file_names_the_field(tmp_path: Path, setup: str, words: st
         parse_text(CONFIG % f"password_file: {target}{extra}")
     found = {i.path: i.message for i in info.value.issues}
     assert words in found.get("bgp.peers[0].password_file", ""), found
+
+
+def test_tsig_secret_file_fifo_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "tsig.key"
+    os.mkfifo(fifo)
+    text = (CONFIG % "hold_time: 9") + (
+        "dns:\n  servers:\n    - address: 192.0.2.53\n      zone: example.test\n"
+        f"      tsig: {{name: es-key, secret_file: {fifo}}}\n")
+    with pytest.raises(ConfigError) as info:
+        parse_text(text)
+    assert any("not a regular file" in i.message for i in info.value.issues)
+
+
+def test_show_redacts_tsig_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "speaker.yaml"
+    path.write_text((CONFIG % "hold_time: 9") + (
+        "dns:\n  servers:\n    - address: 192.0.2.53\n      zone: example.test\n"
+        "      tsig: {name: es-key, secret: c2VjcmV0LXNlY3JldC1zZWNyZXQ=}\n"))
+    code, out = show("--json", str(path))
+    assert code == 0, out
+    assert "c2VjcmV0" not in out
