@@ -67,7 +67,6 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
-
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._resolved: dict[str, str] = {}
