@@ -26,7 +26,13 @@ class DataplaneConfig(Section):
     state_file: SafePath = Path("/var/lib/edge-speaker/ipvs-owned")
     """Where edge-speaker records the IPVS services it programmed (ownership)."""
     manage_sysctls: bool = True
-    """Set the sysctls the forwarding modes need; `false`: only verify and report."""
+    """Set the sysctls the forwarding modes need (the table in dataplane/sysctl.py) at
+    start and on reload; `false`: only verify and report. Checked on every resync either
+    way (`speaker status`, `speaker_sysctl_mismatch`)."""
+    keep_on_stop: bool = False
+    """On a planned stop (SIGTERM) announcements are always withdrawn; then, after the
+    longest drain_time, the VIP addresses and IPVS services are removed. `true`: leave
+    them in place so the kernel keeps forwarding established connections."""
     vip_interface: str = Field(default="lo", pattern=r"^[A-Za-z0-9_.-]{1,15}$")
     """Interface that carries the VIP addresses."""
 
