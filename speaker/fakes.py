@@ -143,9 +143,16 @@ class FakeForwarder:
         self.foreign = frozenset(self.table.services)
         self.applied: list[IpvsOp] = []
         self.stats = IpvsStats()
+        self.dumps = 0
+        self._known: IpvsTable | None = None
 
     def observe(self) -> IpvsTable:
+        self.dumps += 1
+        self._known = self.table
         return self.table
+
+    def known(self) -> IpvsTable:
+        return self._known if self._known is not None else self.observe()
 
     def owned(self, key: ServiceKey) -> bool:
         return key not in self.foreign
@@ -156,3 +163,5 @@ class FakeForwarder:
     def apply(self, ops: Sequence[IpvsOp]) -> None:
         self.applied.extend(ops)
         self.table = apply_to_table(self.table, tuple(ops))
+        if self._known is not None:
+            self._known = apply_to_table(self._known, tuple(ops))

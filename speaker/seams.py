@@ -122,6 +122,11 @@ class Forwarder(Protocol):
         """Dump the kernel's table (services and dests)."""
         ...
 
+    def known(self) -> IpvsTable:
+        """The table as last observed plus every op applied since (no dump); after a
+        failed apply, or before any dump, the same as :meth:`observe`."""
+        ...
+
     def owned(self, key: ServiceKey) -> bool:
         """True if edge-speaker may add, edit or delete this service."""
         ...

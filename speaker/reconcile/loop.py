@@ -1,5 +1,12 @@
 """The reconcile loop: wake on events (coalesced) or a periodic resync, then
-observe -> desired -> plan -> apply, and keep what status needs to show."""
+observe -> desired -> plan -> apply, and keep what status needs to show.
+
+IPVS is observed two ways. The periodic resync (at least every
+``resync_interval``, and the pass after any failure) dumps the kernel's table
+(``forwarder.observe()``) to heal what someone else changed. A pass woken by an
+event in between plans against ``forwarder.known()``: the last dump plus the ops
+applied since, so one health flap costs one netlink op, not a dump of every
+service (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -59,6 +66,8 @@ class Reconciler:
         self._event = asyncio.Event()
         self._lock = asyncio.Lock()
         self._penalties: dict[str, int] = {}
+        self._last_dump: float | None = None
+        self.dumps = 0
         self.on_first_success: Callable[[], None] | None = None
 
     def wake(self, event: str) -> None:
@@ -90,11 +99,17 @@ class Reconciler:
             self._event.clear()
             await self.reconcile_once()
 
-    async def observe(self) -> Observed:
-        """What the parts report now."""
+    def _dump_due(self, now: float) -> bool:
+        """True when this pass must dump IPVS rather than trust ``known()``."""
+        return self._last_dump is None or now - self._last_dump >= self.resync_interval
+
+    async def observe(self, dump: bool = True) -> Observed:
+        """What the parts report now; IPVS dumped, or as known since the last dump."""
         addresses = await asyncio.to_thread(self.parts.addresses.list)
-        ipvs = (await asyncio.to_thread(self.parts.forwarder.observe)
-                if self.parts.forwarder is not None else IpvsTable())
+        ipvs = IpvsTable()
+        if self.parts.forwarder is not None:
+            read = self.parts.forwarder.observe if dump else self.parts.forwarder.known
+            ipvs = await asyncio.to_thread(read)
         return Observed(
             addresses=frozenset(addresses),
             bgp=self.parts.bgp.announced() if self.parts.bgp is not None else frozenset(),
@@ -127,8 +142,11 @@ class Reconciler:
             start = self.clock()
             errors: list[str] = []
             ops_count = 0
+            dump = self._dump_due(start)
             try:
-                observed = await self.observe()
+                observed = await self.observe(dump)
+                if dump:
+                    self._last_dump, self.dumps = start, self.dumps + 1
                 desired = self.compute(start)
                 if self.parts.forwarder is None:  # announce-only: nothing to program
                     observed = replace(observed, ipvs=desired.ipvs)
@@ -148,7 +166,9 @@ class Reconciler:
             RECONCILE_DURATION.observe(duration)
             self.passes += 1
             self.last = PassResult(not errors, ops_count, duration, finished, errors)
-            if not errors:
+            if errors:
+                self._last_dump = None  # unsure what the kernel holds: dump next pass
+            else:
                 first = self.last_success is None
                 self.last_success = finished
                 if first and self.on_first_success is not None:
