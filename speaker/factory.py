@@ -87,5 +87,10 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
         # a duplicate owner is resolved by the election's rule (lower priority yields)
         l2 = L2Responder(config, wake, conflict_hook=election.resolve_conflict)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
-    parts = Parts(addresses, forwarder, bgp, l2)
+    sync = None
+    if forwarder is not None:  # always built with IPVS: a reload may enable sync
+        from dataplane.connsync import KernelConnSync
+
+        sync = KernelConnSync()
+    parts = Parts(addresses, forwarder, bgp, l2, sync)
     return Built(parts, HealthChecker(config, wake), election)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
 
+from dataplane.connsync import ConnSyncState
 from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.plan import Op as IpvsOp
 from dataplane.ipvs.plan import apply_to_table
+from dataplane.ipvs.syncd import DaemonOp, plan_daemons
 from speaker.config import AppConfig
 from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
 
@@ -165,3 +167,20 @@ class FakeForwarder:
         self.table = apply_to_table(self.table, tuple(ops))
         if self._known is not None:
             self._known = apply_to_table(self._known, tuple(ops))
+
+
+class FakeConnSync:
+    """Records the connection-sync state the reconciler asks for."""
+
+    def __init__(self) -> None:
+        self.state: ConnSyncState | None = None
+        self.calls = 0
+        self.fail: Exception | None = None
+
+    def set(self, state: ConnSyncState, verify: bool = False) -> tuple[DaemonOp, ...]:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        before = self.state.daemons if self.state is not None else frozenset()
+        self.state = state
+        return plan_daemons(state.daemons, before)

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
+from dataplane.connsync import ConnSyncState
 from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.plan import Op as IpvsOp
+from dataplane.ipvs.syncd import DaemonOp
 from speaker.config import AppConfig
 from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
 
@@ -112,6 +114,16 @@ class VipAddresses(Protocol):
 
     def remove(self, address: IPAddress) -> None:
         """Remove; already absent is success."""
+        ...
+
+
+class ConnSync(Protocol):
+    """IPVS connection sync daemons and the kernel settings for connection survival
+    (dataplane/connsync.py). Blocking: run it in a thread."""
+
+    def set(self, state: ConnSyncState, verify: bool = False) -> tuple[DaemonOp, ...]:
+        """Make the kernel match ``state`` (full state); ``verify`` re-reads the kernel
+        even if ``state`` is unchanged. Returns the daemon ops taken."""
         ...
 
 

@@ -50,6 +50,24 @@ class AppConfig(Section):
                 errors.append(CrossFieldError(("election", "groups", gi, "interface"),
                                               f"{group.interface!r} is not in node.interfaces"))
         errors.extend(self._service_errors())
+        errors.extend(self._sync_errors(ifnames))
+        return errors
+
+    def _sync_errors(self, ifnames: set[str]) -> list[CrossFieldError]:
+        sync = self.dataplane.sync
+        at = ("dataplane", "sync")
+        if not sync.enabled:
+            return []
+        errors: list[CrossFieldError] = []
+        if not self.dataplane.ipvs:
+            errors.append(CrossFieldError((*at, "enabled"), "connection sync needs "
+                                          "dataplane.ipvs: true"))
+        if sync.interface is not None and sync.interface not in ifnames:
+            errors.append(CrossFieldError((*at, "interface"),
+                                          f"{sync.interface!r} is not in node.interfaces"))
+        if sync.group is not None and self.election.group(sync.group) is None:
+            errors.append(CrossFieldError((*at, "group"), f"group {sync.group!r} is not "
+                                          "defined in election.groups"))
         return errors
 
     def _service_errors(self) -> list[CrossFieldError]:

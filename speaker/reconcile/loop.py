@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from dataplane.connsync import ConnSyncState
 from dataplane.ipvs.model import IpvsTable, ServiceKey
 from speaker.config import AppConfig
 from speaker.logs import event_log
 from speaker.metrics import RECONCILE_DURATION, VIP_ANNOUNCED
 from speaker.model import Reason, VipDecision
 from speaker.reconcile.apply import Parts, apply
+from speaker.reconcile.connsync import desired_daemons, sysctl_modes
 from speaker.reconcile.desired import Desired, compute_desired
 from speaker.reconcile.inputs import ApplianceHealth, Drains
 from speaker.reconcile.plan import Observed, plan
@@ -154,6 +156,7 @@ class Reconciler:
                 ops_count = len(ops)
                 result = await apply(ops, observed, self.parts)
                 errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
+                errors += await self._sync_connections(dump)
                 self.desired = desired
                 self._export(desired)
             except asyncio.CancelledError:
@@ -174,6 +177,21 @@ class Reconciler:
                 if first and self.on_first_success is not None:
                     self.on_first_success()
             return self.last
+
+    async def _sync_connections(self, verify: bool) -> list[str]:
+        """Sync daemons follow the election (see speaker.reconcile.connsync)."""
+        if self.parts.sync is None:
+            return []
+        state = ConnSyncState(desired_daemons(self.config, self.election.leadership()),
+                              sysctl_modes(self.config), self.config.dataplane.manage_sysctls)
+        try:
+            ops = await asyncio.to_thread(self.parts.sync.set, state, verify)
+        except Exception as exc:  # the kernel refused: retried on the next pass
+            LOG.error("sync_daemon_failed", reason=type(exc).__name__, error=str(exc))
+            return [f"sync: {exc}"]
+        for op in ops:
+            LOG.info("sync_daemon", reason="election_follow", op=str(op))
+        return []
 
     def _owner(self, desired: Desired) -> Callable[[ServiceKey], bool]:
         """A configured service is ours; any other one only if the forwarder says so."""
