@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from speaker.config import AppConfig, ConfigError, parse_text
-from speaker.fakes import FakeAddresses, FakeConnSync, FakeElection, FakeForwarder, FakeHealth, FakeL2
+from speaker.fakes import (
+    FakeAddresses,
+    FakeConnSync,
+    FakeElection,
+    FakeForwarder,
+    FakeHealth,
+    FakeL2,
+)
 from speaker.reconcile.apply import Parts
 from speaker.reconcile.connsync import desired_daemons, sysctl_modes
 from speaker.reconcile.loop import Reconciler
