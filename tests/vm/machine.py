@@ -130,7 +130,8 @@ class Vm:
             if reply.get("id") == self._seq:
                 return reply
             # A late answer to an earlier ping that timed out: skip it.
-            assert isinstance(reply.get("id"), int) and reply["id"] < self._seq, reply
+            assert isinstance(reply.get("id"), int), reply
+            assert reply["id"] < self._seq, reply
 
     def run(self, *argv: str, check: bool = True, timeout: float = 300.0) -> str:
         reply = self.request({"op": "run", "argv": list(argv), "timeout": timeout}, timeout + 5)

@@ -62,14 +62,18 @@ sys.argv[0] = "exabgp"; sys.exit(run_exabgp())' "$@"
 
 
 def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tuple[int, ...] = (
-        3, 1, 1), sync: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The YAML (as a dict) of appliance ``name``; keyword changes are for reloads."""
+        3, 1, 1), sync: dict[str, Any] | None = None, with_bgp: bool = False) -> dict[str, Any]:
+    """The YAML (as a dict) of appliance ``name``; keyword changes are for reloads.
+
+    ``with_bgp`` adds the BGP service and peer. Off in the CI tier: in a one-vCPU TCG
+    guest ExaBGP 4.2 ran at 100 % CPU for minutes without peering, starving VRRP,
+    health checks and the API (docs/performance.md, "whole path in VMs")."""
     node = NODES[name]
     # Generous timers: two TCG guests on a shared 2-core machine stall for seconds.
     health = {"type": "http", "port": 80, "interval": "2s", "timeout": "1.5s",
               "rise": 1, "fall": 3}
     backends = [{"address": a} for a in BACKENDS]
-    return {
+    config: dict[str, Any] = {
         "node": {"name": f"lb-{name}", "router_id": node["front"],
                  "interfaces": [{"name": "front", "role": "client"},
                                 {"name": "back", "role": "backend"}]},
@@ -99,6 +103,10 @@ def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tupl
         "api": {"socket": "/run/edge-speaker/api.sock"},
         "metrics": {"enabled": False},
     }
+    if not with_bgp:
+        del config["bgp"]
+        config["services"] = [s for s in config["services"] if s["announce"] != "bgp"]
+    return config
 
 
 @dataclass
@@ -223,7 +231,8 @@ def _bird_config() -> str:
         """) + peers + "\n"
 
 
-def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str) -> Pair:
+def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str,
+               with_bgp: bool = False) -> Pair:
     switch = nss.add(f"eve-sw-{run_id}")
     client = nss.add(f"eve-cl-{run_id}")
     router = nss.add(f"eve-rt-{run_id}")
@@ -275,9 +284,9 @@ def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str) -> P
             t0 = time.monotonic()
             appliance.vm.wait_ready(timeout=300, ping_timeout=300)
             print(f"{name} ready in {time.monotonic() - t0:.1f}s", flush=True)
-            _configure_guest(appliance, name)
+            _configure_guest(appliance, name, with_bgp)
         for appliance in nodes.values():
-            appliance.write_config(appliance_config(appliance.name))
+            appliance.write_config(appliance_config(appliance.name, with_bgp=with_bgp))
             appliance.start_speaker()
     except BaseException:
         pair.close()
@@ -285,7 +294,7 @@ def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str) -> P
     return pair
 
 
-def _configure_guest(appliance: Appliance, name: str) -> None:
+def _configure_guest(appliance: Appliance, name: str, with_bgp: bool) -> None:
     node = NODES[name]
     front_mac, back_mac = node["macs"]  # type: ignore[misc]
     appliance.vm.sh(f"""
@@ -299,6 +308,8 @@ def _configure_guest(appliance: Appliance, name: str) -> None:
         mkdir -p /var/lib/edge-speaker /run/edge-speaker /usr/local/bin
         hostname lb-{name}
     """)
+    if not with_bgp:
+        return
     appliance.vm.request({"op": "run", "argv": ["sh", "-c",
                                                "cat > /usr/local/bin/exabgp && "
                                                "chmod 755 /usr/local/bin/exabgp"],
