@@ -6,10 +6,11 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
-from speaker.config.types import IfName, Name, Port
+from speaker.config.errors import FieldValueError
+from speaker.config.types import IfName, Name, Port, SafePath
 
 
 class SyncConfig(Section):
@@ -56,7 +57,7 @@ class DataplaneConfig(Section):
     ones it recorded in `state_file`). Default: bgp.pools, else nothing extra."""
     owned_fwmarks: tuple[int, int] | None = None
     """Inclusive range of firewall marks that belong to edge-speaker."""
-    state_file: Path = Path("/var/lib/edge-speaker/ipvs-owned")
+    state_file: SafePath = Path("/var/lib/edge-speaker/ipvs-owned")
     """Where edge-speaker records the IPVS services it programmed (ownership)."""
     manage_sysctls: bool = True
     """Set the sysctls the forwarding modes need; `false`: only verify and report."""
@@ -71,10 +72,22 @@ class DataplaneConfig(Section):
     sloppy_sctp: bool = False
     """`net.ipv4.vs.sloppy_sctp`: the same for SCTP."""
 
+    @field_validator("owned_ranges")
+    @classmethod
+    def _no_catch_all(cls, ranges: list[IPv4Network | IPv6Network]
+                      ) -> list[IPv4Network | IPv6Network]:
+        for i, net in enumerate(ranges):
+            if net.prefixlen == 0:
+                raise FieldValueError((i,), f"{net} would claim every IPVS service on the "
+                                      "host (edge-speaker removes what it owns); list the VIP "
+                                      "ranges")
+        return ranges
+
     @model_validator(mode="after")
     def _check_marks(self) -> DataplaneConfig:
         if self.owned_fwmarks is not None:
             low, high = self.owned_fwmarks
             if not 1 <= low <= high <= 0xFFFFFFFF:
-                raise ValueError("owned_fwmarks must be [low, high] with 1 <= low <= high")
+                raise FieldValueError(("owned_fwmarks",),
+                                      "owned_fwmarks must be [low, high] with 1 <= low <= high")
         return self

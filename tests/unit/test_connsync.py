@@ -98,7 +98,7 @@ def test_reconciler_switches_the_daemon_when_leadership_moves_and_on_reload() ->
     config = cfg()
     election = FakeElection(config, leader=False)
     sync = FakeConnSync()
-    parts = Parts(FakeAddresses(), FakeForwarder(), None, FakeL2(config), sync)
+    parts = Parts(FakeAddresses(), FakeForwarder(), None, FakeL2(config), sync=sync)
     rec = Reconciler(config, parts, FakeHealth(config), election, link_up=lambda _n: True)
 
     async def scenario() -> None:
