@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Mode = Literal["nat", "dr", "tunnel", "l2", "ipv6"]
-"""Forwarding methods in use, plus ``l2`` (VIPs answered by the L2 announcer) and
-``ipv6`` (IPv6 services present)."""
+Mode = Literal["nat", "dr", "tunnel", "l2", "ipv6", "sync", "sloppy_tcp", "sloppy_sctp"]
+"""Forwarding methods in use, plus ``l2`` (VIPs answered by the L2 announcer),
+``ipv6`` (IPv6 services present), ``sync`` (connection sync daemon configured) and
+``sloppy_tcp``/``sloppy_sctp`` (mid-stream flows accepted, for ECMP pairs)."""
 
 
 Combine = Literal["exact", "max", "or"]
@@ -103,6 +104,12 @@ SYSCTLS: tuple[Sysctl, ...] = (
        "no proxy NDP: the kernel must not answer solicitations for addresses on lo", "or"),
     _s("net.ipv4.conf.all.rp_filter", "0", ["tunnel"],
        "tunnelled replies and asymmetric DR paths fail strict reverse-path filtering"),
+    _s("net.ipv4.vs.sync_version", "1", ["sync"],
+       "sync protocol v1 (IPv6, persistence templates, firewall marks); both ends must agree"),
+    _s("net.ipv4.vs.sloppy_tcp", "1", ["sloppy_tcp"],
+       "schedule a TCP flow first seen mid-stream: a flow ECMP moved here keeps going (mh)"),
+    _s("net.ipv4.vs.sloppy_sctp", "1", ["sloppy_sctp"],
+       "the same for SCTP flows first seen without an INIT"),
 )
 
 

@@ -105,6 +105,12 @@ def _addresses(config: AppConfig, ctx: BuildContext) -> object:
     return VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
 
 
+def _sync(config: AppConfig, ctx: BuildContext) -> object:
+    from dataplane.connsync import KernelConnSync
+
+    return KernelConnSync()
+
+
 def _sysctls(config: AppConfig, ctx: BuildContext) -> object:
     from speaker.sysctls import SysctlGuard
 
@@ -114,7 +120,8 @@ def _sysctls(config: AppConfig, ctx: BuildContext) -> object:
 Builder = Callable[[AppConfig, BuildContext], object]
 BUILDERS: dict[str, Builder] = {
     "health": _health, "election": _election, "bgp": _bgp, "bfd": _bfd, "l2": _l2, "dns": _dns,
-    "hooks": _hooks, "forwarder": _forwarder, "addresses": _addresses, "sysctls": _sysctls,
+    "hooks": _hooks, "forwarder": _forwarder, "sync": _sync, "addresses": _addresses,
+    "sysctls": _sysctls,
 }
 """One builder per kind of part that is an object (api, metrics, log are the daemon's)."""
 

@@ -164,6 +164,15 @@ def _forwarder(config: AppConfig) -> PartSpec | None:
                     fixed=frozenset(p for p, _ in settings), live_start=False, component=False)
 
 
+def _sync(config: AppConfig) -> PartSpec | None:
+    """IPVS connection sync: built whenever IPVS is (a reload may turn dataplane.sync on);
+    the reconciler hands it the wanted daemons every pass, so its settings change live."""
+    if not config.dataplane.ipvs:
+        return None
+    return PartSpec("sync", "kernel", "dataplane.sync",
+                    (("dataplane.sync", config.dataplane.sync),), component=False)
+
+
 def _addresses(config: AppConfig) -> PartSpec:
     return PartSpec("addresses", "netlink", "dataplane.vip_interface",
                     (("dataplane.vip_interface", config.dataplane.vip_interface),
@@ -199,8 +208,8 @@ def _log(config: AppConfig) -> PartSpec:
 
 
 DESCRIBERS: tuple[Callable[[AppConfig], PartSpec | None], ...] = (
-    _health, _election, _bgp, _bfd, _l2, _dns, _hooks, _forwarder, _addresses, _sysctls, _api,
-    _metrics, _log)
+    _health, _election, _bgp, _bfd, _l2, _dns, _hooks, _forwarder, _sync, _addresses, _sysctls,
+    _api, _metrics, _log)
 """One entry per kind of part, in start order (stopped in reverse)."""
 
 

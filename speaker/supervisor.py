@@ -45,6 +45,7 @@ from speaker.sdnotify import Notifier
 from speaker.seams import (
     BgpSpeaker,
     Component,
+    ConnSync,
     DnsRecords,
     Election,
     HealthSource,
@@ -298,6 +299,7 @@ class Supervisor:
         self.parts.l2 = cast(L2Announcer | None, self.objects.get("l2"))
         self.parts.dns = cast(DnsRecords | None, self.objects.get("dns"))
         self.parts.hooks = cast(Hooks | None, self.objects.get("hooks"))
+        self.parts.sync = cast(ConnSync | None, self.objects.get("sync"))
 
     def request_stop(self) -> None:
         """Begin a planned stop (SIGTERM)."""

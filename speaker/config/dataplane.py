@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
 from speaker.config.errors import FieldValueError
-from speaker.config.types import SafePath
+from speaker.config.types import IfName, Name, Port, SafePath
+
+
+class SyncConfig(Section):
+    """The kernel's IPVS connection sync daemon (protocol v1), so that the appliance
+    taking over a VIP knows the established connections and their backends."""
+
+    enabled: bool = False
+    role: Literal["follow-leader", "all"] = "follow-leader"
+    """`follow-leader` (L2 pairs): master on the leader of `group`, backup on the
+    others, switching live with the election. `all` (BGP ECMP): every appliance runs
+    master and backup, so each one knows every flow any other one forwarded."""
+    group: Name | None = None
+    """Election group whose leader is the sync master; default: the first group."""
+    interface: IfName | None = None
+    """Interface the sync messages leave and arrive on (required when enabled)."""
+    sync_id: int = Field(default=0, ge=0, le=255)
+    """Shared by the appliances of one pair; another pair on the segment needs its own."""
+    multicast_group: IPv4Address | IPv6Address = IPv4Address("224.0.0.81")
+    """The kernel sends sync messages to a multicast group only (it refuses a unicast
+    address); appliances must share a segment (or a tunnel) that carries it."""
+    port: Port = 8848
+    ttl: int = Field(default=1, ge=1, le=255)
+    max_packet: int | None = Field(default=None, ge=256, le=65507)
+    """UDP payload size of a sync message; default: derived from the interface MTU."""
+
+    @model_validator(mode="after")
+    def _check(self) -> SyncConfig:
+        if self.enabled and self.interface is None:
+            raise ValueError("sync.enabled needs sync.interface")
+        if not self.multicast_group.is_multicast:
+            raise ValueError(f"multicast_group {self.multicast_group} is not a multicast "
+                             "address (the kernel's sync daemon sends to a group only)")
+        return self
 
 
 class DataplaneConfig(Section):
@@ -35,6 +69,14 @@ class DataplaneConfig(Section):
     them in place so the kernel keeps forwarding established connections."""
     vip_interface: str = Field(default="lo", pattern=r"^[A-Za-z0-9_.-]{1,15}$")
     """Interface that carries the VIP addresses."""
+    sync: SyncConfig = SyncConfig()
+    """Connection sync between appliances (docs/dataplane.md: which role per topology)."""
+    sloppy_tcp: bool = False
+    """`net.ipv4.vs.sloppy_tcp`: accept a TCP flow first seen mid-stream (not a SYN) and
+    schedule it; with the `mh` scheduler a flow that ECMP moves to another appliance
+    then reaches the same backend. For BGP ECMP pairs."""
+    sloppy_sctp: bool = False
+    """`net.ipv4.vs.sloppy_sctp`: the same for SCTP."""
 
     @field_validator("owned_ranges")
     @classmethod

@@ -5,6 +5,13 @@ observe -> desired -> plan -> apply, and keep what status needs to show.
 (acked BGP routes, VIPs the responder answers for), not from the decision; the
 series of a VIP that left the config are removed. A service removed by a reload
 keeps its IPVS services (weight 0) and address for its drain_time.
+
+IPVS is observed two ways. The periodic resync (at least every
+``resync_interval``, and the pass after any failure) dumps the kernel's table
+(``forwarder.observe()``) to heal what someone else changed. A pass woken by an
+event in between plans against ``forwarder.known()``: the last dump plus the ops
+applied since, so one health flap costs one netlink op, not a dump of every
+service (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
+from dataplane.connsync import ConnSyncState
 from dataplane.ipvs.model import IpvsTable, ServiceKey
 from dataplane.ipvs.plan import DelService
 from speaker.config import AppConfig
@@ -22,6 +30,7 @@ from speaker.logs import event_log
 from speaker.metrics import APPLIANCE_HEALTHY, RECONCILE_DURATION, VIP_ANNOUNCED
 from speaker.model import IPAddress, VipDecision
 from speaker.reconcile.apply import Parts, apply
+from speaker.reconcile.connsync import desired_daemons, sysctl_modes
 from speaker.reconcile.desired import (
     Desired,
     Leaving,
@@ -75,6 +84,8 @@ class Reconciler:
         self._event = asyncio.Event()
         self._lock = asyncio.Lock()
         self._penalties: dict[str, int] = {}
+        self._last_dump: float | None = None
+        self.dumps = 0
         self.on_first_success: Callable[[], None] | None = None
         self.leaving: tuple[Leaving, ...] = ()
         self._exported: set[tuple[str, str]] = set()
@@ -127,11 +138,17 @@ class Reconciler:
             self._event.clear()
             await self.reconcile_once()
 
-    async def observe(self) -> Observed:
-        """What the parts report now."""
+    def _dump_due(self, now: float) -> bool:
+        """True when this pass must dump IPVS rather than trust ``known()``."""
+        return self._last_dump is None or now - self._last_dump >= self.resync_interval
+
+    async def observe(self, dump: bool = True) -> Observed:
+        """What the parts report now; IPVS dumped, or as known since the last dump."""
         addresses = await asyncio.to_thread(self.parts.addresses.list)
-        ipvs = (await asyncio.to_thread(self.parts.forwarder.observe)
-                if self.parts.forwarder is not None else IpvsTable())
+        ipvs = IpvsTable()
+        if self.parts.forwarder is not None:
+            read = self.parts.forwarder.observe if dump else self.parts.forwarder.known
+            ipvs = await asyncio.to_thread(read)
         return Observed(
             addresses=frozenset(addresses),
             bgp=self.parts.bgp.announced() if self.parts.bgp is not None else frozenset(),
@@ -169,7 +186,10 @@ class Reconciler:
             errors: list[str] = []
             ops_count = 0
             try:
-                observed = await self.observe()
+                dump = self._dump_due(start)
+                observed = await self.observe(dump)
+                if dump:
+                    self._last_dump, self.dumps = start, self.dumps + 1
                 desired = self.compute(start)
                 if self.parts.forwarder is None:  # announce-only: nothing to program
                     observed = replace(observed, ipvs=desired.ipvs)
@@ -177,6 +197,7 @@ class Reconciler:
                 ops_count = len(ops)
                 result = await apply(ops, observed, self.parts)
                 errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
+                errors += await self._sync_connections(dump)
                 self.desired = desired
                 self._export()
                 self._publish_dns()
@@ -191,12 +212,29 @@ class Reconciler:
             RECONCILE_DURATION.observe(duration)
             self.passes += 1
             self.last = PassResult(not errors, ops_count, duration, finished, errors)
-            if not errors:
+            if errors:
+                self._last_dump = None  # unsure what the kernel holds: dump next pass
+            else:
                 first = self.last_success is None
                 self.last_success = finished
                 if first and self.on_first_success is not None:
                     self.on_first_success()
             return self.last
+
+    async def _sync_connections(self, verify: bool) -> list[str]:
+        """Sync daemons follow the election (see speaker.reconcile.connsync)."""
+        if self.parts.sync is None:
+            return []
+        state = ConnSyncState(desired_daemons(self.config, self.election.leadership()),
+                              sysctl_modes(self.config), self.config.dataplane.manage_sysctls)
+        try:
+            ops = await asyncio.to_thread(self.parts.sync.set, state, verify)
+        except Exception as exc:  # the kernel refused: retried on the next pass
+            LOG.error("sync_daemon_failed", reason=type(exc).__name__, error=str(exc))
+            return [f"sync: {exc}"]
+        for op in ops:
+            LOG.info("sync_daemon", reason="election_follow", op=str(op))
+        return []
 
     def _owner(self, desired: Desired) -> Callable[[ServiceKey], bool]:
         """A configured service is ours; any other one only if the forwarder says so."""

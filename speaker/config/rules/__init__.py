@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from speaker.config.errors import CrossFieldError
-from speaker.config.rules import bgp_attributes, dns, hooks, interfaces, services, vips
+from speaker.config.rules import (
+    bgp_attributes,
+    dns,
+    hooks,
+    interfaces,
+    services,
+    sync,
+    vips,
+)
 
 if TYPE_CHECKING:
     from speaker.config.model import AppConfig
@@ -25,5 +33,6 @@ RULES: tuple[Rule, ...] = (
     bgp_attributes.check,
     dns.check,
     hooks.check,
+    sync.check,
 )
 """Every cross-section rule, in the order their errors are listed."""
