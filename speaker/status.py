@@ -47,6 +47,7 @@ def _vips(sup: Supervisor) -> list[dict[str, Any]]:
         return []
     parts = sup.built.parts
     announced = {a.prefix.network_address: a for a in parts.bgp.announced()} if parts.bgp else {}
+    sent_to = parts.bgp.announced_to() if parts.bgp else {}
     owned = {v.address: v for v in parts.l2.owned()} if parts.l2 else {}
     peers = sorted(parts.bgp.sessions()) if parts.bgp else []
     vips = []
@@ -66,7 +67,8 @@ def _vips(sup: Supervisor) -> list[dict[str, Any]]:
             "fail_open": d.fail_open,
             "bgp": {"reason": d.bgp.value, "desired": d.bgp in _ON,
                     "announced": ann is not None,
-                    "to": list(ann.peers or peers) if ann else [],
+                    "to": ([n for n, anns in sorted(sent_to.items()) if ann in anns]
+                           or list(ann.peers or peers)) if ann else [],
                     "attributes": None if ann is None else {
                         k: v for k, v in asdict(ann).items() if k not in ("prefix", "peers")}},
             "l2": {"reason": d.l2.value, "desired": d.l2 in _ON, "owned": d.vip in owned,

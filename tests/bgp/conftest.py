@@ -24,7 +24,8 @@ from speaker.lab.netns import Lab, leftover_namespaces, require_root
 from tests.bgp.routers import Neighbor, Router, make_router
 
 T = TypeVar("T")
-PREFIX = "esb"
+PREFIX = os.environ.get("ESB_LAB_PREFIX", "esb")
+"""Namespace prefix of the BGP lab (ESB_LAB_PREFIX lets parallel runs coexist)."""
 ROUTER_ADDR = {"r1": ("192.0.2.1", "2001:db8::1"), "r2": ("192.0.2.2", "2001:db8::2")}
 APPLIANCE_ADDR = {"a1": ("192.0.2.10", "2001:db8::10"), "a2": ("192.0.2.11", "2001:db8::11")}
 

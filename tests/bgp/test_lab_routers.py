@@ -15,7 +15,7 @@ import pytest
 
 from speaker.lab.netns import Lab
 from speaker.model import BgpAnnouncement
-from tests.bgp.conftest import SpeakerThread, appliance_config
+from tests.bgp.conftest import PREFIX, SpeakerThread, appliance_config
 from tests.bgp.routers import Neighbor, Router, wait_for
 
 pytestmark = pytest.mark.lab
@@ -91,7 +91,7 @@ def test_multihop_peer_behind_a_router(lab: Lab, tmp_path: Path,
                                        speakers: Callable[..., SpeakerThread]) -> None:
     """eBGP multihop: BIRD in esb-r3 sits behind esb-r2; ExaBGP's packets leave with
     TTL 2 (outgoing-ttl) and the source address comes from `ip route get`."""
-    r2, a1 = lab.namespaces["esb-r2"], lab.namespaces["esb-a1"]
+    r2, a1 = lab.namespaces[f"{PREFIX}-r2"], lab.namespaces[f"{PREFIX}-a1"]
     r3 = lab.host("r3")
     lab.wire(r2, r3, "eth1", "eth0", ["198.51.100.1/30"], ["198.51.100.2/30"])
     a1.run("ip", "route", "add", "198.51.100.0/30", "via", "192.0.2.2")

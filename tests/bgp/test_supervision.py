@@ -74,8 +74,8 @@ def test_crash_loop_backs_off_is_counted_and_set_does_not_block(tmp_path: Path) 
     assert status["desired"] == 1
     assert "exabgp_exited" in wakes
     json.dumps(status)  # JSON-ready
-    assert not (tmp_path / "run" / "bridge.sock").exists()
-    conf = tmp_path / "run" / "exabgp.conf"
+    assert not list((tmp_path / "run").glob("*.sock"))
+    conf = tmp_path / "run" / "exabgp-peer-r1.conf"
     assert conf.stat().st_mode & 0o077 == 0, "the config holds the MD5 passwords"
 
 
@@ -156,4 +156,4 @@ def test_reconfigure_restarts_exabgp_only_for_its_own_settings(tmp_path: Path) -
     assert isinstance(second, int)
     assert second != first, "a peer change restarts ExaBGP with the new config"
     assert restarts == 0, "a planned restart is not counted as a crash"
-    assert "hold-time 30;" in (tmp_path / "run" / "exabgp.conf").read_text()
+    assert "hold-time 30;" in (tmp_path / "run" / "exabgp-peer-r1.conf").read_text()
