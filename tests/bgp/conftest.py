@@ -30,6 +30,29 @@ ROUTER_ADDR = {"r1": ("192.0.2.1", "2001:db8::1"), "r2": ("192.0.2.2", "2001:db8
 APPLIANCE_ADDR = {"a1": ("192.0.2.10", "2001:db8::10"), "a2": ("192.0.2.11", "2001:db8::11")}
 
 
+REPO = Path(__file__).resolve().parents[2]
+EXABGP5_PIN = (REPO / "requirements-exabgp5.lock").read_text().split("==")[1].strip()
+"""The ExaBGP 5.0.x the suite also runs against (scripts/install puts it in .cache)."""
+
+
+def exabgp_executable(version: str) -> str | None:
+    """Executable of ExaBGP `version` ('4.2': the venv's pinned 4.2.25, None;
+    '5.0': ESB_EXABGP5 or the one scripts/install set up)."""
+    if version == "4.2":
+        return None
+    default = REPO / ".cache" / f"exabgp-{EXABGP5_PIN}" / "bin" / "exabgp"
+    path = Path(os.environ.get("ESB_EXABGP5", str(default)))
+    if not path.exists():
+        pytest.fail(f"ExaBGP {EXABGP5_PIN} missing at {path}: run scripts/install")
+    return str(path)
+
+
+@pytest.fixture(params=["4.2", "5.0"])
+def exabgp(request: pytest.FixtureRequest) -> str | None:
+    """Runs the test once with ExaBGP 4.2.25 and once with 5.0.x."""
+    return exabgp_executable(str(request.param))
+
+
 def appliance_config(name: str, peers: list[dict[str, Any]], *, local_asn: int = 65010,
                      graceful_restart: bool = True, exabgp: str | None = None) -> AppConfig:
     """A minimal appliance config with these bgp peers (dicts of PeerConfig fields).

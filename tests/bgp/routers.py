@@ -87,6 +87,14 @@ class Router:
         """Number of established sessions."""
         raise NotImplementedError
 
+    def sessions_since(self) -> dict[str, str]:  # pragma: no cover - overridden
+        """Per established neighbor address: a value that changes when it re-forms."""
+        raise NotImplementedError
+
+    def refresh(self) -> str:  # pragma: no cover - overridden
+        """Send ROUTE-REFRESH to every neighbor."""
+        raise NotImplementedError
+
 
 class Bird(Router):
     """BIRD 2.0 (`bird -f -c CONF -s SOCK`)."""
@@ -94,7 +102,8 @@ class Bird(Router):
     def start(self) -> None:
         """Write the config and start bird."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        lines = [f"router id {self.router_id};", "protocol device {}"]
+        lines = [f"router id {self.router_id};", "timeformat protocol iso long ms;",
+                 "protocol device {}"]
         for i, nb in enumerate(self.neighbors):
             chan = "ipv6" if ":" in nb.address else "ipv4"
             lines += [f"protocol bgp n{i} {{", f"  local as {self.asn};",
@@ -122,6 +131,22 @@ class Bird(Router):
     def established(self) -> int:
         """Established BGP protocols."""
         return self.birdc("show", "protocols").count("Established")
+
+    def sessions_since(self) -> dict[str, str]:
+        """When each established session (by neighbor address) came up: a new
+        value means the session was re-established."""
+        out: dict[str, str] = {}
+        text = self.birdc("show", "protocols")
+        for i, nb in enumerate(self.neighbors):
+            match = re.search(rf"^n{i}\s+BGP\s+\S+\s+up\s+(\S+ \S+)\s+Established",
+                              text, re.MULTILINE)
+            if match:
+                out[nb.address] = match.group(1)
+        return out
+
+    def refresh(self) -> str:
+        """Ask every neighbor for a route refresh (`birdc reload in`)."""
+        return "".join(self.birdc("reload", "in", f"n{i}") for i in range(len(self.neighbors)))
 
     def routes(self) -> dict[str, Route]:
         """Parse `show route all` (both tables)."""
@@ -209,6 +234,22 @@ class Frr(Router):
             return 0
         return sum(1 for v in data.values()
                    if isinstance(v, dict) and v.get("bgpState") == "Established")
+
+    def sessions_since(self) -> dict[str, str]:
+        """Per established neighbor: connections established and dropped so far
+        (a new value means it was re-established; FRR's epoch of the current
+        session jitters by a second, it is computed from the uptime)."""
+        try:
+            data = json.loads(self.vtysh("show bgp neighbors json") or "{}")
+        except ValueError:
+            return {}
+        return {addr: f"{v.get('connectionsEstablished')}/{v.get('connectionsDropped')}"
+                for addr, v in data.items()
+                if isinstance(v, dict) and v.get("bgpState") == "Established"}
+
+    def refresh(self) -> str:
+        """Ask every neighbor for a route refresh (`clear bgp * soft in`)."""
+        return self.vtysh("clear bgp * soft in")
 
     def routes(self) -> dict[str, Route]:
         """Received routes from `show bgp ipv4/ipv6 unicast json` (detail per prefix)."""

@@ -152,6 +152,13 @@ def test_wrong_md5_password_shows_clearly_in_status(
     assert "MD5" in status["detail"]
     assert bird.established() == 0
     assert not bird.routes()
+    # honest state: ExaBGP holds the VIP, but nothing was sent to the router
+    assert status["announced"] == 0
+    assert status["pending"] == 1
+    assert spk.sync(spk.speaker.announced) == frozenset()
+    assert spk.sync(spk.speaker.accepted) == frozenset(VIPS[:1]), "no re-announce per resync"
+    assert spk.sync(spk.speaker.status)["announced"] == {"r1": []}
+    assert metric("speaker_bgp_announced_prefixes", peer="r1") == 0
 
 
 def test_withdraw_all_before_stop_leaves_nothing_at_peer(
