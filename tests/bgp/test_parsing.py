@@ -19,8 +19,8 @@ from speaker.bgp.events import (
     parse_line,
 )
 from speaker.bgp.exaconf import ExaBgpVersion, argv, environment, render_config
-from speaker.bgp.plan import peers_from_config
 from speaker.bgp.install import parse_version
+from speaker.bgp.plan import peers_from_config
 from speaker.bgp.process import restart_delay
 from speaker.bgp.sessions import SessionTable
 from speaker.config import AppConfig
