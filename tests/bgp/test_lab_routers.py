@@ -52,7 +52,9 @@ def test_router_receives_vips_with_attributes_over_md5(
     ])
     spk = speakers("a1", config)
     spk.call(lambda: spk.speaker.set(announcements()))
-    wait_for(lambda: router.established() == 2, 30, what=f"{kind}: two sessions established")
+    # 60 s: FRR resets a session that arrives before its config is active ("No AFI/SAFI
+    # activated for peer") and ExaBGP then backs off its reconnects
+    wait_for(lambda: router.established() == 2, 60, what=f"{kind}: two sessions established")
     routes = wait_for(lambda: (r := router.routes()) and len(r) == 3 and r, 20,
                       what=f"{kind}: three VIPs received")
 
