@@ -319,7 +319,10 @@ class GoBgp(Router):
             data = json.loads(self.gobgp("neighbor", "-j") or "[]")
         except ValueError:
             return 0
-        return sum(1 for n in data if n.get("state", {}).get("session_state") == 6)
+        if not isinstance(data, list):  # an error object while gobgpd starts
+            return 0
+        return sum(1 for n in data
+                   if isinstance(n, dict) and n.get("state", {}).get("session_state") == 6)
 
     def routes(self) -> dict[str, Route]:
         """Received routes from `gobgp global rib -a FAM -j`."""
