@@ -154,9 +154,9 @@ def routers(lab: Lab, tmp_path: Path) -> Iterator[Callable[..., Router]]:
     started: list[Router] = []
 
     def start(kind: str, name: str, neighbors: list[Neighbor], asn: int = 65001,
-              router_id: str | None = None) -> Router:
+              router_id: str | None = None, config_text: str | None = None) -> Router:
         router = make_router(kind, lab.namespaces[f"{PREFIX}-{name}"], tmp_path / f"{kind}-{name}",
-                             asn, router_id or ROUTER_ADDR[name][0], neighbors)
+                             asn, router_id or ROUTER_ADDR[name][0], neighbors, config_text)
         started.append(router)
         return router
 

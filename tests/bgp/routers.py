@@ -71,6 +71,9 @@ class Router:
     asn: int
     router_id: str
     neighbors: list[Neighbor]
+    config_text: str | None = None
+    """A config to run instead of the one built from `neighbors` (e.g. the output
+    of `speaker router-config`)."""
     proc: subprocess.Popen[Any] | None = field(default=None, init=False)
 
     def stop(self) -> None:
@@ -119,7 +122,10 @@ class Bird(Router):
                 lines.append(f"  multihop {nb.multihop};")
             lines.append("}")
         conf = self.workdir / "bird.conf"
-        conf.write_text("\n".join(lines) + "\n")
+        text = "\n".join(lines) + "\n"
+        if self.config_text is not None:  # timestamps with ms: a re-formed session shows
+            text = "timeformat protocol iso long ms;\n" + self.config_text
+        conf.write_text(text)
         self.sock = self.workdir / "bird.ctl"
         self.proc = self.ns.spawn(["bird", "-f", "-c", str(conf), "-s", str(self.sock),
                                    "-P", str(self.workdir / "bird.pid")])
@@ -135,18 +141,13 @@ class Bird(Router):
     def sessions_since(self) -> dict[str, str]:
         """When each established session (by neighbor address) came up: a new
         value means the session was re-established."""
-        out: dict[str, str] = {}
         text = self.birdc("show", "protocols")
-        for i, nb in enumerate(self.neighbors):
-            match = re.search(rf"^n{i}\s+BGP\s+\S+\s+up\s+(\S+ \S+)\s+Established",
-                              text, re.MULTILINE)
-            if match:
-                out[nb.address] = match.group(1)
-        return out
+        return dict(re.findall(r"^(\S+)\s+BGP\s+\S+\s+up\s+(\S+ \S+)\s+Established",
+                               text, re.MULTILINE))
 
     def refresh(self) -> str:
-        """Ask every neighbor for a route refresh (`birdc reload in`)."""
-        return "".join(self.birdc("reload", "in", f"n{i}") for i in range(len(self.neighbors)))
+        """Ask every neighbor for a route refresh (`birdc reload in all`)."""
+        return self.birdc("reload", "in", "all")
 
     def routes(self) -> dict[str, Route]:
         """Parse `show route all` (both tables)."""
@@ -209,7 +210,7 @@ class Frr(Router):
                     lines.append(f"  neighbor {nb.address} activate")
             lines.append(" exit-address-family")
         conf = self.workdir / "bgpd.conf"
-        conf.write_text("\n".join(lines) + "\n")
+        conf.write_text(self.config_text or "\n".join(lines) + "\n")
         self.vty = self.workdir
         self.proc = self.ns.spawn([
             "/usr/lib/frr/bgpd", "-f", str(conf), "-i", str(self.workdir / "bgpd.pid"),
@@ -368,9 +369,10 @@ class GoBgp(Router):
 
 
 def make_router(kind: str, ns: Namespace, workdir: Path, asn: int, router_id: str,
-                neighbors: Sequence[Neighbor]) -> Router:
-    """A started router of `kind` ('bird', 'frr', 'gobgp')."""
+                neighbors: Sequence[Neighbor], config_text: str | None = None) -> Router:
+    """A started router of `kind` ('bird', 'frr', 'gobgp'), with the config built
+    from `neighbors` or `config_text`."""
     cls: type[Bird | Frr | GoBgp] = {"bird": Bird, "frr": Frr, "gobgp": GoBgp}[kind]
-    router = cls(ns, workdir, asn, router_id, list(neighbors))
+    router = cls(ns, workdir, asn, router_id, list(neighbors), config_text)
     router.start()
     return router
