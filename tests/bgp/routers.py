@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,10 @@ class Router:
         """Send ROUTE-REFRESH to every neighbor."""
         raise NotImplementedError
 
+    def same_sessions(self, before: dict[str, str]) -> bool:
+        """Whether the sessions of `before` (from sessions_since) are the ones up now."""
+        return self.sessions_since() == before
+
 
 class Bird(Router):
     """BIRD 2.0 (`bird -f -c CONF -s SOCK`)."""
@@ -148,6 +153,17 @@ class Bird(Router):
     def refresh(self) -> str:
         """Ask every neighbor for a route refresh (`birdc reload in all`)."""
         return self.birdc("reload", "in", "all")
+
+    def same_sessions(self, before: dict[str, str]) -> bool:
+        """Same sessions up: BIRD prints a session's start time ±1 ms from one
+        query to the next; a re-formed session starts at least a second later
+        (TCP, OPEN, BIRD's connect retry), so 0.2 s tells them apart."""
+        now = self.sessions_since()
+        if set(now) != set(before):
+            return False
+        def seconds(stamp: str) -> float:
+            return datetime.fromisoformat(stamp).timestamp()
+        return all(abs(seconds(now[k]) - seconds(before[k])) < 0.2 for k in now)
 
     def routes(self) -> dict[str, Route]:
         """Parse `show route all` (both tables)."""
