@@ -45,3 +45,12 @@ def test_held_but_unsent_vip_is_not_reannounced_every_resync() -> None:
     assert ops[1:] == [0, 0], "nothing planned again for a VIP the speaker holds"
     assert bgp.history == [frozenset({BgpAnnouncement(ip_network("203.0.113.10/32"))})]
     assert bgp.announced() == frozenset()
+
+
+def test_status_shows_a_decided_but_unsent_vip_as_unsent() -> None:
+    from speaker.cli.render import _where
+
+    unsent = {"bgp": {"announced": False, "desired": True, "to": []}, "l2": {"owned": False}}
+    sent = {"bgp": {"announced": True, "desired": True, "to": ["r1"]}, "l2": {"owned": False}}
+    assert _where(unsent) == "bgp:unsent"
+    assert _where(sent) == "bgp->r1"
