@@ -54,7 +54,12 @@ def test_router_receives_vips_with_attributes_over_md5(
     spk.call(lambda: spk.speaker.set(announcements()))
     # 60 s: FRR resets a session that arrives before its config is active ("No AFI/SAFI
     # activated for peer") and ExaBGP then backs off its reconnects
-    wait_for(lambda: router.established() == 2, 60, what=f"{kind}: two sessions established")
+    try:
+        wait_for(lambda: router.established() == 2, 60, what=f"{kind}: two sessions established")
+    except AssertionError as exc:  # say why: the speaker's view and ExaBGP's
+        status = spk.sync(spk.speaker.status)
+        raise AssertionError(f"{exc}; speaker: {status['sessions']}; "
+                             f"exabgp: {status['processes']}") from None
     routes = wait_for(lambda: (r := router.routes()) and len(r) == 3 and r, 20,
                       what=f"{kind}: three VIPs received")
 
