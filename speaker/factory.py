@@ -9,10 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speaker.config import AppConfig
 from speaker.reconcile.apply import Parts
 from speaker.seams import Election, Forwarder, HealthSource, Wake
+
+if TYPE_CHECKING:
+    from speaker.bfd.runner import BfdRunner
 
 
 @dataclass(slots=True)
@@ -22,6 +26,9 @@ class Built:
     parts: Parts
     health: HealthSource
     election: Election
+    bfd: BfdRunner | None = None
+    """The BFD child's supervisor: present with a bgp section (a reload may turn BFD on);
+    the child itself runs only while some peer asks for BFD."""
 
 
 class StartupError(Exception):
@@ -103,4 +110,9 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
         hooks = HookRunner(config)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
     parts = Parts(addresses, forwarder, bgp, l2, dns, hooks)
-    return Built(parts, HealthChecker(config, wake), election)
+    bfd = None
+    if config.bgp is not None:
+        from speaker.bfd.runner import BfdRunner
+
+        bfd = BfdRunner(config, wake)
+    return Built(parts, HealthChecker(config, wake), election, bfd)
