@@ -13,7 +13,15 @@ from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.plan import Op as IpvsOp
 from dataplane.ipvs.plan import apply_to_table
 from speaker.config import AppConfig
-from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
+from speaker.model import (
+    BackendHealth,
+    BgpAnnouncement,
+    IPAddress,
+    IPNetwork,
+    L2Vip,
+    Leadership,
+    PeerState,
+)
 
 
 class _Part:
@@ -144,15 +152,25 @@ class FakeDns(_Part):
 
 
 class FakeAddresses:
-    """VIP addresses in a set."""
+    """VIP addresses in a set; with `ranges`, only those inside are listed (as the real
+    VipAddresses does: an address outside every range is not managed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ranges: Collection[IPNetwork] | None = None) -> None:
         self.present: set[IPAddress] = set()
+        self.ranges = None if ranges is None else tuple(ranges)
+        self.added: list[IPAddress] = []
+
+    def set_ranges(self, ranges: Collection[IPNetwork]) -> None:
+        self.ranges = tuple(ranges)
 
     def list(self) -> frozenset[IPAddress]:
-        return frozenset(self.present)
+        if self.ranges is None:
+            return frozenset(self.present)
+        return frozenset(a for a in self.present
+                         if any(a.version == r.version and a in r for r in self.ranges))
 
     def add(self, address: IPAddress) -> None:
+        self.added.append(address)
         self.present.add(address)
 
     def remove(self, address: IPAddress) -> None:

@@ -15,7 +15,15 @@ from typing import Protocol
 from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.plan import Op as IpvsOp
 from speaker.config import AppConfig
-from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
+from speaker.model import (
+    BackendHealth,
+    BgpAnnouncement,
+    IPAddress,
+    IPNetwork,
+    L2Vip,
+    Leadership,
+    PeerState,
+)
 
 Wake = Callable[[str], None]
 """Called by a part with a short event name ('backend_down', 'session_up', ...);
@@ -148,6 +156,10 @@ class VipAddresses(Protocol):
 
     def remove(self, address: IPAddress) -> None:
         """Remove; already absent is success."""
+        ...
+
+    def set_ranges(self, ranges: Collection[IPNetwork]) -> None:
+        """Manage exactly the addresses inside these ranges from now on (a reload)."""
         ...
 
 

@@ -270,18 +270,29 @@ def test_uplink_down_withdraws_bgp_and_lowers_priority() -> None:
 def test_shutdown_withdraws_everything() -> None:
     cfg = config()
     bgp, l2 = FakeBgp(cfg), FakeL2(cfg)
-    rec = Reconciler(cfg, Parts(FakeAddresses(), FakeForwarder(), bgp, l2), healthy(cfg),
+    addresses, forwarder = FakeAddresses(), FakeForwarder()
+    rec = Reconciler(cfg, Parts(addresses, forwarder, bgp, l2), healthy(cfg),
                      FakeElection(cfg), link_up=lambda _n: True)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        # withdrawn before the drain wait; addresses and IPVS removed only after it
+        assert not bgp.current
+        assert not l2.current
+        assert addresses.present
+        assert forwarder.table.services
+        slept.append(seconds)
 
     async def scenario() -> None:
         await rec.reconcile_once()
         assert bgp.current
         assert l2.current
-        await rec.shutdown()
+        await rec.shutdown(sleep=sleep)
 
     asyncio.run(scenario())
-    assert not bgp.current
-    assert not l2.current
+    assert slept == [max(s.drain_time for s in cfg.services)]
+    assert not addresses.present
+    assert not forwarder.table.services
 
 
 @pytest.mark.parametrize("events", [1, 50])
