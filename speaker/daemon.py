@@ -51,7 +51,7 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
         return status_document(sup)
 
     async def reload(_args: dict[str, Any]) -> dict[str, Any]:
-        result = sup.reload()
+        result = await sup.reload()
         await rec.reconcile_once()
         return result
 

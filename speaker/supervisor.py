@@ -18,7 +18,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from speaker.config import AppConfig, ConfigError, ConfigUnreadableError, load_config
+from speaker.config import AppConfig, ConfigError, ConfigUnreadableError
+from speaker.config.isolated import load_isolated
 from speaker.factory import Built, build_parts
 from speaker.ipvs_stats import IpvsStatsPoller
 from speaker.logs import event_log
@@ -52,6 +53,8 @@ class Supervisor:
         self.started = time.monotonic()
         self.last_reload: dict[str, Any] = {"ok": True, "at": time.time(), "errors": []}
         self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._reload_tasks: set[asyncio.Task[dict[str, Any]]] = set()
         self._wake_target: Reconciler | None = None
         self.built = build(config, self._wake, self.runtime_dir)
         self.reconciler = Reconciler(config, self.built.parts, self.built.health,
@@ -91,10 +94,20 @@ class Supervisor:
         return f"{up}/{len(desired.decisions)} VIPs announced; last reload " + (
             "ok" if self.last_reload["ok"] else "REJECTED")
 
-    def reload(self) -> dict[str, Any]:
-        """Validate the config file again; adopt it only if it is valid."""
+    async def reload(self) -> dict[str, Any]:
+        """Validate the config file again (in a limited child process, see
+        speaker.config.isolated); adopt it only if it is valid. Reloads run one at a time."""
+        async with self._reload_lock:
+            return await self._reload()
+
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reload_tasks.add(task)
+        task.add_done_callback(self._reload_tasks.discard)
+
+    async def _reload(self) -> dict[str, Any]:
         try:
-            config = load_config(self.config_path)
+            config = await load_isolated(self.config_path)
         except (ConfigError, ConfigUnreadableError) as exc:
             errors = ([str(i) for i in exc.issues] if isinstance(exc, ConfigError)
                       else [str(exc)])
@@ -135,7 +148,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(c.run()) for c in self.components()]

@@ -80,8 +80,11 @@ def _check_name(value: str) -> str:
 Name = Annotated[str, AfterValidator(reject_control_chars), AfterValidator(_check_name)]
 """Identifier: letters, digits, '_', '.', '-'; starts with a letter or digit."""
 
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+# allow_inf_nan=False: `.inf` / `.nan` are valid YAML floats, but no timer can use them
+# (a reload with hold_time: .inf once crashed the daemon with an OverflowError).
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, allow_inf_nan=False)]
+PositiveSeconds = Annotated[float, BeforeValidator(parse_duration),
+                            Field(gt=0, allow_inf_nan=False)]
 Community = Annotated[str, AfterValidator(reject_control_chars), AfterValidator(_check_community)]
 LargeCommunity = Annotated[
     str, AfterValidator(reject_control_chars), AfterValidator(_check_large_community)
