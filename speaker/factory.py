@@ -6,13 +6,14 @@ supervisor with `speaker.fakes` instead (see Supervisor's `build` argument).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from speaker.config import AppConfig
 from speaker.reconcile.apply import Parts
-from speaker.seams import Election, Forwarder, HealthSource, Wake
+from speaker.seams import Election, Forwarder, HealthSource, L2Announcer, Wake
 
 
 @dataclass(slots=True)
@@ -67,10 +68,32 @@ def build_forwarder(config: AppConfig) -> Forwarder:
     return IpvsForwarder(ownership, state_file=config.dataplane.state_file)
 
 
+def build_timing_parts(config: AppConfig, wake: Wake) -> tuple[Election, L2Announcer | None]:
+    """The election and the L2 announcer. With VRRP or L2 services they run in the timing
+    child (speaker.timing); SPEAKER_TIMING_CHILD=0 keeps them on the supervisor's loop
+    (the single-loop design, for comparison benchmarks only)."""
+    from speaker.timing.protocol import needs_child
+
+    if needs_child(config) and os.environ.get("SPEAKER_TIMING_CHILD", "1") != "0":
+        from speaker.timing import TimingDomain
+
+        domain = TimingDomain(config, wake)
+        return domain.election, (domain.l2 if uses_l2(config) else None)
+    from speaker.election import make_election
+
+    engine = make_election(config, wake)
+    if not uses_l2(config):
+        return engine, None
+    from speaker.l2 import L2Responder
+
+    # a duplicate owner is resolved by the election's rule (lower priority yields)
+    return engine, L2Responder(config, wake, conflict_hook=engine.resolve_conflict,
+                               handover_hook=engine.handing_over)
+
+
 def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
     """Instantiate the real parts this config needs."""
     from dataplane.addresses import VipAddresses
-    from speaker.election import make_election
     from speaker.health import HealthChecker
 
     forwarder = build_forwarder(config) if config.dataplane.ipvs else None
@@ -79,13 +102,7 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
         from speaker.bgp import ExaBgpSpeaker
 
         bgp = ExaBgpSpeaker(config, wake, runtime_dir=runtime_dir / "bgp")
-    election = make_election(config, wake)
-    l2 = None
-    if uses_l2(config):
-        from speaker.l2 import L2Responder
-
-        # a duplicate owner is resolved by the election's rule (lower priority yields)
-        l2 = L2Responder(config, wake, conflict_hook=election.resolve_conflict)
+    election, l2 = build_timing_parts(config, wake)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
     parts = Parts(addresses, forwarder, bgp, l2)
     return Built(parts, HealthChecker(config, wake), election)

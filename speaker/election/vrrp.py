@@ -150,6 +150,15 @@ class VrrpElection:
         self._send(g, self._params(g).priority)
         return False
 
+    def handing_over(self, vip: L2Vip) -> bool:
+        """True while `vip`'s group is handed to another appliance: resigning, or a backup
+        that hears a master (the L2 side keeps answering until that owner announces)."""
+        g = self._groups.get(vip.group)
+        if g is None:
+            return False
+        return g.inst.state == sm.State.RESIGNING or (
+            g.inst.state == sm.State.BACKUP and g.inst.master is not None)
+
     async def run(self) -> None:
         """Start every instance, then exchange adverts until cancelled; on the way out a
         master sends priority 0 so a backup takes over without waiting."""

@@ -38,7 +38,7 @@ def arp_header_error(frame: bytes) -> str | None:
 def arp_request_error(frame: bytes, our_mac: bytes) -> str | None:
     """Why an ARP request (header already checked) must not be answered, or None."""
     dst = frame[0:6]
-    if dst != BROADCAST and dst != our_mac:
+    if dst not in (BROADCAST, our_mac):
         return "not_for_us"
     if _bad_sender(frame[6:12]) or _bad_sender(frame[22:28]):
         return "bad_sender_mac"
@@ -52,26 +52,34 @@ def ns_error(frame: bytes, our_mac: bytes) -> str | None:
         return "not_for_us"
     if _bad_sender(frame[6:12]):
         return "bad_sender_mac"
-    if frame[21] != 255:
-        return "ns_bad_hop_limit"
-    if frame[55] != 0:
-        return "ns_bad_code"
+    return _ns_ip_error(frame) or _ns_options_error(frame)
+
+
+def _ns_ip_error(frame: bytes) -> str | None:
+    """Hop limit, code, length, target and checksum (RFC 4861 7.1.1)."""
     length = int.from_bytes(frame[18:20], "big")
-    end = 54 + length
-    if length < 24 or end > len(frame):
-        return "ns_bad_length"
-    if frame[62] == 0xFF:
-        return "ns_multicast_target"
-    src, ip_dst = frame[22:38], frame[38:54]
-    pseudo = src + ip_dst + length.to_bytes(4, "big") + b"\x00\x00\x00\x3a"
-    if checksum(pseudo + frame[54:end]) != 0:
+    checks = (
+        (frame[21] != 255, "ns_bad_hop_limit"),
+        (frame[55] != 0, "ns_bad_code"),
+        (length < 24 or 54 + length > len(frame), "ns_bad_length"),
+        (frame[62] == 0xFF, "ns_multicast_target"),
+    )
+    for failed, reason in checks:
+        if failed:
+            return reason
+    pseudo = frame[22:54] + length.to_bytes(4, "big") + b"\x00\x00\x00\x3a"
+    if checksum(pseudo + frame[54:54 + length]) != 0:
         return "ns_bad_checksum"
+    return None
+
+
+def _ns_options_error(frame: bytes) -> str | None:
+    """Option lengths, the source link-layer option, and the DAD rules."""
+    end = 54 + int.from_bytes(frame[18:20], "big")
     has_slla = False
     offset = 78
     while offset < end:
-        if offset + 2 > end:
-            return "ns_bad_option"
-        units = frame[offset + 1]
+        units = frame[offset + 1] if offset + 2 <= end else 0
         if units == 0 or offset + units * 8 > end:
             return "ns_bad_option"
         if frame[offset] == 1:  # source link-layer address
@@ -79,6 +87,6 @@ def ns_error(frame: bytes, our_mac: bytes) -> str | None:
             if units != 1 or _bad_sender(frame[offset + 2:offset + 8]):
                 return "bad_sender_mac"
         offset += units * 8
-    if src == _UNSPECIFIED and (has_slla or ip_dst[:13] != _SOLICITED_PREFIX):
+    if frame[22:38] == _UNSPECIFIED and (has_slla or frame[38:51] != _SOLICITED_PREFIX):
         return "ns_bad_dad"
     return None

@@ -1,4 +1,4 @@
-"""Hostile adverts against VrrpElection (fake wire): non-peers and absurd intervals change nothing."""
+"""Hostile adverts against VrrpElection (fake wire): non-peers, absurd intervals: no effect."""
 
 from __future__ import annotations
 
