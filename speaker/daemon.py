@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import start_http_server
-
+from speaker.api.metrics_http import MetricsServer
 from speaker.api.server import ApiServer
 from speaker.config import AppConfig
 from speaker.factory import StartupError
@@ -84,10 +83,12 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
 async def _serve(sup: Supervisor, config: AppConfig) -> int:
     api = ApiServer(config.api.socket, config.api.mode)
     register_handlers(api, sup)
+    extra = [api.run]
     if config.metrics.enabled:
-        start_http_server(config.metrics.port, config.metrics.address, registry=REGISTRY)
-        LOG.info("metrics_listening", address=config.metrics.address, port=config.metrics.port)
-    return await sup.run(extra=[api.run])
+        metrics = MetricsServer(REGISTRY, config.metrics.address, config.metrics.port)
+        await metrics.start()
+        extra.append(metrics.run)
+    return await sup.run(extra=extra)
 
 
 def run_daemon(config_path: Path, config: AppConfig, runtime_dir: Path | None = None) -> int:

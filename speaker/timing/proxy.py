@@ -155,8 +155,20 @@ class TimingDomain:
 
     # --- supervision ---------------------------------------------------------------------
 
+    def _prepare_host(self) -> None:
+        """The L2 sysctls (arp_ignore/arp_announce...) before the first reconcile pass puts
+        a VIP on lo: otherwise the kernel answers ARP for it while the child starts."""
+        if not p.child_shape(self.config)[1]:
+            return
+        from speaker.l2 import L2Options, sysctl
+
+        knobs = (sysctl.apply if L2Options.from_config(self.config).manage_sysctls
+                 else sysctl.verify)
+        knobs(sysctl.with_lower_devices(self.config.node.client_interfaces()))
+
     async def run(self) -> None:
         """Keep one child running until cancelled; stop it on the way out."""
+        self._prepare_host()  # synchronous: runs before the reconciler's first pass
         self._register_metrics()
         backoff = Backoff()
         try:
