@@ -75,9 +75,10 @@ def build_timing_parts(config: AppConfig, wake: Wake) -> tuple[Election, L2Annou
     from speaker.timing.protocol import needs_child
 
     if needs_child(config) and os.environ.get("SPEAKER_TIMING_CHILD", "1") != "0":
-        from speaker.timing import TimingDomain
+        from speaker.timing.proxy import TimingDomain
 
         domain = TimingDomain(config, wake)
+        domain.prespawn()  # its imports overlap the rest of the supervisor's start-up
         return domain.election, (domain.l2 if uses_l2(config) else None)
     from speaker.election import make_election
 
@@ -96,13 +97,13 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
     from dataplane.addresses import VipAddresses
     from speaker.health import HealthChecker
 
+    election, l2 = build_timing_parts(config, wake)
     forwarder = build_forwarder(config) if config.dataplane.ipvs else None
     bgp = None
     if uses_bgp(config):
         from speaker.bgp import ExaBgpSpeaker
 
         bgp = ExaBgpSpeaker(config, wake, runtime_dir=runtime_dir / "bgp")
-    election, l2 = build_timing_parts(config, wake)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
     parts = Parts(addresses, forwarder, bgp, l2)
     return Built(parts, HealthChecker(config, wake), election)

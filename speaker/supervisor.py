@@ -30,6 +30,8 @@ from speaker.seams import Wake
 
 LOG = event_log(__name__)
 BuildParts = Callable[[AppConfig, Wake, Path], Built]
+READY_TIMEOUT_S = 15.0
+"""How long the first reconcile waits for parts in another process (the timing child)."""
 
 
 def package_version() -> str:
@@ -127,6 +129,19 @@ class Supervisor:
         LOG.info("config_reloaded", reason="valid_config", services=len(config.services))
         return self.last_reload
 
+    async def _wait_components_ready(self) -> None:
+        """Parts in another process (the timing child) say when they run; reconcile after."""
+        for component in self.components():
+            wait_ready = getattr(component, "wait_ready", None)
+            if wait_ready is None:
+                continue
+            try:
+                async with asyncio.timeout(READY_TIMEOUT_S):
+                    await wait_ready()
+            except TimeoutError:
+                LOG.error("component_not_ready", reason="timeout",
+                          component=type(component).__name__, timeout_s=READY_TIMEOUT_S)
+
     def request_stop(self) -> None:
         """Begin a planned stop (SIGTERM)."""
         self._stop.set()
@@ -152,6 +167,7 @@ class Supervisor:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(c.run()) for c in self.components()]
+                await self._wait_components_ready()
                 tasks.append(group.create_task(self.reconciler.run()))
                 tasks.append(group.create_task(self._watchdog()))
                 if self.ipvs_stats is not None:

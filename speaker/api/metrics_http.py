@@ -64,6 +64,12 @@ class MetricsServer:
         try:
             if self.active >= self.max_concurrent:
                 self.refused += 1
+                # read the head first: closing with unread data would reset the connection
+                # before the client has read the answer
+                with contextlib.suppress(TimeoutError, ValueError, asyncio.LimitOverrunError,
+                                         asyncio.IncompleteReadError):
+                    async with asyncio.timeout(0.2):
+                        await reader.readuntil(b"\r\n\r\n")
                 await self._reply(writer, 503, b"busy\n")
                 return
             self.active += 1

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Collection, Iterable, Mapping
@@ -69,9 +70,12 @@ class TimingDomain:
         self._seq = 0
         self._acks: dict[int, asyncio.Future[None]] = {}
         self.pid: int | None = None
+        self._spawned: tuple[subprocess.Popen[bytes], socket.socket] | None = None
         self.restarts = 0
         self.metrics = ChildMetrics()
         self._metrics_registered = False
+        self.ready = asyncio.Event()
+        """Set once the child reported its first state (the time-critical domain runs)."""
         self.election = ElectionProxy(self)
         self.l2 = L2Proxy(self)
 
@@ -186,17 +190,31 @@ class TimingDomain:
         finally:
             self._unregister_metrics()
 
-    async def _run_child(self) -> int:
+    def prespawn(self) -> None:
+        """Start the child now (synchronously), so its start-up overlaps the supervisor's;
+        `run()` adopts it. The factory calls this right after building the domain."""
+        if self._spawned is None:
+            self._spawned = self._spawn()
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         parent, child = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET",
                                                                  "WATCHDOG_USEC")}
         fmt, level = self.config.log.format, self.config.log.level
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "speaker.timing.child", str(child.fileno()), fmt, level,
-                pass_fds=[child.fileno()], preexec_fn=preexec(), env=env)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "speaker.timing.child", str(child.fileno()), fmt, level],
+                pass_fds=[child.fileno()], preexec_fn=preexec(), env=env)  # noqa: PLW1509
+        except OSError:
+            parent.close()
+            raise
         finally:
             child.close()
+        return proc, parent
+
+    async def _run_child(self) -> int:
+        spawned, self._spawned = self._spawned, None
+        proc, parent = spawned or self._spawn()
         self.pid = proc.pid
         channel = await Channel.open(parent)
         try:
@@ -210,26 +228,15 @@ class TimingDomain:
             self._send({"type": "l2_set", "vips": [], "seq": 0})
             await self._read(channel)
         except asyncio.CancelledError:
-            await self._stop(proc, channel)
+            with contextlib.suppress(ChannelError, ConnectionError, RuntimeError):
+                channel.send({"type": "stop"})
+                await channel.writer.drain()
+            await _reap(proc, STOP_TIMEOUT_S)
             raise
         finally:
             self._channel_down()
             channel.close()
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        return await proc.wait()
-
-    async def _stop(self, proc: asyncio.subprocess.Process, channel: Channel) -> None:
-        with contextlib.suppress(ChannelError, ConnectionError, RuntimeError):
-            channel.send({"type": "stop"})
-            await channel.writer.drain()
-        try:
-            async with asyncio.timeout(STOP_TIMEOUT_S):
-                await proc.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        return await _reap(proc, 1.0)
 
     async def _read(self, channel: Channel) -> None:
         while True:
@@ -249,6 +256,7 @@ class TimingDomain:
             owned = frozenset(p.vip_in(v) for v in msg["owned"])
             changed = table != self._leadership or owned != self._owned
             self._leadership, self._owned, self._status = table, owned, msg["status"]
+            self.ready.set()
             for event in msg.get("events") or ([] if not changed else ["timing_state"]):
                 self._wake(str(event))
         elif kind == "metrics":
@@ -297,6 +305,16 @@ class TimingDomain:
         self._metrics_registered = False
 
 
+async def _reap(proc: subprocess.Popen[bytes], grace: float) -> int:
+    """Wait up to `grace` seconds for the child to exit, then kill it; its exit status."""
+    try:
+        return await asyncio.to_thread(proc.wait, grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        return await asyncio.to_thread(proc.wait)
+
+
 class ElectionProxy:
     """speaker.seams.Election, answered by the timing child."""
 
@@ -327,6 +345,11 @@ class ElectionProxy:
     async def run(self) -> None:
         """Supervise the child until cancelled."""
         await self._domain.run()
+
+    async def wait_ready(self) -> None:
+        """Return once the child runs (the supervisor waits for it before reconciling, so
+        READY means adverts and ARP answers are being handled)."""
+        await self._domain.ready.wait()
 
     def reconfigure(self, config: AppConfig) -> None:
         """Hand the new config to the child."""

@@ -49,7 +49,7 @@ class Vip:
 def appliance_yaml(name: str, router_id: str, groups: Sequence[Group], vips: Sequence[Vip],
                    sock: Path, *, engine: str = "vrrp", preset: str = "fast",
                    unicast_peers: Sequence[str] = (), interface: str = "eth0",
-                   uplink: str | None = None) -> str:
+                   uplink: str | None = None, peers: Sequence[str] = ()) -> str:
     """Config text of one appliance (IPVS off: the lab kernel has none). `uplink`: an
     extra interface that self-checks watch (down: priority penalty 50)."""
     extra_if = f", {{name: {uplink}, role: backend}}" if uplink else ""
@@ -58,7 +58,8 @@ def appliance_yaml(name: str, router_id: str, groups: Sequence[Group], vips: Seq
         f"  interfaces: [{{name: {interface}, role: client}}{extra_if}]",
         *([f"  self_checks: {{uplinks: [{uplink}], priority_penalty: 50}}"] if uplink else []),
         "election:", f"  engine: {engine}", f"  preset: {preset}",
-        f"  vrrp: {{interface: {interface}, unicast_peers: [{', '.join(unicast_peers)}]}}",
+        f"  vrrp: {{interface: {interface}, unicast_peers: [{', '.join(unicast_peers)}]"
+        + (f", peers: [{', '.join(peers)}]" if peers else "") + "}",
         "  groups:",
     ]
     for g in groups:
