@@ -107,9 +107,10 @@ def test_drain_leaves_no_moment_without_exactly_one_answer(pair: Segment) -> Non
     a1, a2 = pair.appliances["a1"], pair.appliances["a2"]
     start_pair(pair)
     a2.mark()
-    probe = pair.client.spawn([PYTHON, WATCH, "arp", "eth0", VIP, "4", "0.01"],
-                              stdout=(pair.workdir / "probe.json").open("w"))
-    time.sleep(1.0)
+    with (pair.workdir / "probe.json").open("w") as out:
+        probe = pair.client.spawn([PYTHON, WATCH, "arp", "eth0", VIP, "10", "0.01"],
+                                  stdout=out)
+    time.sleep(1.5)
     a1.ns.run(SPEAKER, "drain", "-s", str(a1.sock))
     a2.wait_event("leader_gained", group="front")
     probe.wait(timeout=30)
