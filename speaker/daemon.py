@@ -97,12 +97,18 @@ def run_daemon(config_path: Path, config: AppConfig, runtime_dir: Path | None = 
     try:
         sup = Supervisor(config_path, config, runtime_dir=runtime_dir)
     except StartupError as exc:
-        LOG.error("startup_failed", reason="unsupported_host", error=str(exc))
-        print(f"speaker: cannot start: {exc}", file=sys.stderr)
+        _startup_failed("unsupported_host", str(exc))
         return 1
     try:
         return asyncio.run(_serve(sup, config))
     except OSError as exc:
-        LOG.error("startup_failed", reason="os_error", error=str(exc))
-        print(f"speaker: cannot start: {exc}", file=sys.stderr)
+        _startup_failed("os_error", str(exc))
         return 1
+
+
+def _startup_failed(reason: str, error: str) -> None:
+    """One structured line; the plain sentence too only for a person at a terminal (the
+    log goes to the same stderr, so a journal would otherwise show the hint twice)."""
+    LOG.error("startup_failed", reason=reason, error=error)
+    if sys.stderr.isatty():
+        print(f"speaker: cannot start: {error}", file=sys.stderr)

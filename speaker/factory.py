@@ -57,7 +57,7 @@ def build_forwarder(config: AppConfig) -> Forwarder:
     try:
         require_ipvs()
     except IpvsUnavailableError as exc:
-        raise StartupError(f"{exc} (or set dataplane.ipvs: false for announce-only)") from None
+        raise StartupError(str(exc)) from None  # the message says how to go announce-only
     marks = config.dataplane.owned_fwmarks
     ownership = Ownership(
         vip_ranges=tuple(r for r in config.dataplane.owned_ranges + (

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +70,7 @@ def test_forged_advert_changes_nothing(pair: Segment, peers: bool, reason: str) 
     outside the sane range. Either way: no state change, a1 keeps answering, counted."""
     a1, a2 = pair.appliances["a1"], pair.appliances["a2"]
     start_pair(pair, peers=peers)
+    assert not [e for e in a2.events() if e.get("event") == "leader_lost"]  # never led
     a1.mark()
     a2.mark()
     watch(pair, "forge", "eth0", "192.0.2.66", "51", "254", "4095", "5")
@@ -125,3 +128,42 @@ def test_drain_leaves_no_moment_without_exactly_one_answer(pair: Segment) -> Non
     switches = sum(1 for x, y in itertools.pairwise(owners) if x != y)
     assert switches == 1
     a1.wait_event("vip_released", reason="new_owner_announced", vip=VIP)
+
+
+def reload(app: Any) -> dict[str, Any]:
+    out = app.ns.run(SPEAKER, "reload", "--json", "-s", str(app.sock), check=False,
+                     timeout=60)
+    return dict(json.loads(out.stdout)) if out.stdout.strip() else {"stderr": out.stderr}
+
+
+def test_hostile_reloads_are_rejected_and_the_daemon_keeps_serving(pair: Segment) -> None:
+    """A 50,000-deep YAML list (segfaults the YAML parser), a FIFO as the config file, a
+    `hold_time: .inf`: each reload is rejected with a reason, the daemon keeps running and
+    answering; then a good reload is adopted. No log line shows `None` or a float with
+    more than 6 decimals, and a node that never led logs no `leader_lost`."""
+    a1 = pair.appliances["a1"]
+    pair.configure("a1", [Group("default", 51, 100)], [Vip("web", VIP, "default")],
+                   engine="single").start()
+    a1.wait_event("vip_owned", vip=VIP, timeout=30)
+    good = a1.config.read_text()
+    a1.config.write_text("services: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert "crashed" in json.dumps(reload(a1))
+    a1.config.unlink()
+    os.mkfifo(a1.config)
+    assert "not a regular file" in json.dumps(reload(a1))
+    a1.config.unlink()
+    a1.config.write_text(good.replace("dataplane: {ipvs: false}",
+                                      "dataplane: {ipvs: false}\nbgp: {local_asn: 65010, "
+                                      "peers: [{name: r1, address: 192.0.2.1, asn: 65000, "
+                                      "hold_time: .inf}]}"))
+    assert "hold_time" in json.dumps(reload(a1))
+    assert a1.proc is not None
+    assert a1.proc.poll() is None
+    assert a1.status()["config"]["last_reload"]["ok"] is False
+    assert pair.who_answers(VIP) == {a1.mac}
+    a1.config.write_text(good)
+    assert reload(a1).get("ok") is True
+    log = a1.log.read_text()
+    assert "None" not in log
+    assert not re.search(r"=\d+\.\d{7,}\b", log), re.findall(r"\S+=\d+\.\d{7,}", log)[:3]
+    assert "leader_lost" not in log
