@@ -19,6 +19,7 @@ from speaker.supervisor import Supervisor
 
 LOG = event_log(__name__)
 DRAIN_PENALTY = 254
+STATUS_CACHE_S = 0.25
 
 
 def _drain_key(sup: Supervisor, args: dict[str, Any]) -> tuple[str, str | None]:
@@ -46,8 +47,15 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
     async def ping(_args: dict[str, Any]) -> str:
         return "pong"
 
+    cache: list[tuple[float, dict[str, Any]]] = []
+
     async def status(_args: dict[str, Any]) -> dict[str, Any]:
-        return status_document(sup)
+        # A burst of callers (2,000 at once) shares one document per STATUS_CACHE_S: with
+        # thousands of backends each document costs milliseconds of the supervisor's loop.
+        now = time.monotonic()
+        if not cache or now - cache[0][0] > STATUS_CACHE_S:
+            cache[:] = [(now, status_document(sup))]
+        return cache[0][1]
 
     async def reload(_args: dict[str, Any]) -> dict[str, Any]:
         result = await sup.reload()

@@ -54,6 +54,12 @@ class ApiServer:
                          writer: asyncio.StreamWriter) -> None:
         if self.active >= self.max_concurrent:
             self.refused += 1
+            # read the request first: closing with unread data resets the connection
+            # before the client has read "busy"
+            with contextlib.suppress(TimeoutError, ValueError, asyncio.LimitOverrunError,
+                                     ConnectionError):
+                async with asyncio.timeout(0.2):
+                    await reader.readline()
             await self._answer(writer, {"ok": False, "error": "busy"})
             return
         self.active += 1
@@ -108,7 +114,7 @@ class ApiServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         server = await asyncio.start_unix_server(self._serve_one, path=str(self.path),
-                                                 limit=self.max_request, backlog=1024)
+                                                 limit=self.max_request, backlog=4096)
         os.chmod(self.path, self.mode)
         LOG.info("api_listening", socket=str(self.path))
         try:
