@@ -39,6 +39,11 @@ def uses_l2(config: AppConfig) -> bool:
     return any(s.announce in ("l2", "both") for s in config.services)
 
 
+def uses_dns(config: AppConfig) -> bool:
+    """True when some service publishes DNS names."""
+    return config.dns is not None and any(s.dns is not None for s in config.services)
+
+
 def managed_ranges(config: AppConfig) -> list[IPv4Network | IPv6Network]:
     """VIP ranges edge-speaker manages: dataplane.owned_ranges, bgp.pools, every VIP."""
     ranges: list[IPv4Network | IPv6Network] = list(config.dataplane.owned_ranges)
@@ -104,6 +109,16 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
         from speaker.bgp import ExaBgpSpeaker
 
         bgp = ExaBgpSpeaker(config, wake, runtime_dir=runtime_dir / "bgp")
+    dns = None
+    if uses_dns(config):
+        from speaker.dns import DnsPublisher
+
+        dns = DnsPublisher(config, wake)
+    hooks = None
+    if config.hooks:
+        from speaker.hooks import HookRunner
+
+        hooks = HookRunner(config)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
-    parts = Parts(addresses, forwarder, bgp, l2)
+    parts = Parts(addresses, forwarder, bgp, l2, dns, hooks)
     return Built(parts, HealthChecker(config, wake), election)
