@@ -47,15 +47,19 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
     async def ping(_args: dict[str, Any]) -> str:
         return "pong"
 
-    cache: list[tuple[float, dict[str, Any]]] = []
+    cache: list[tuple[float, tuple[object, ...], dict[str, Any]]] = []
 
     async def status(_args: dict[str, Any]) -> dict[str, Any]:
-        # A burst of callers (2,000 at once) shares one document per STATUS_CACHE_S: with
+        # A burst of callers (2,000 at once) shares one document per STATUS_CACHE_S, as
+        # long as nothing it shows moved (no reconcile pass, drain or reload since): with
         # thousands of backends each document costs milliseconds of the supervisor's loop.
         now = time.monotonic()
-        if not cache or now - cache[0][0] > STATUS_CACHE_S:
-            cache[:] = [(now, status_document(sup))]
-        return cache[0][1]
+        last = rec.last
+        key = (id(rec.drains), id(sup.last_reload), id(sup.config),
+               last.finished if last is not None else None)
+        if not cache or now - cache[0][0] > STATUS_CACHE_S or cache[0][1] != key:
+            cache[:] = [(now, key, status_document(sup))]
+        return cache[0][2]
 
     async def reload(_args: dict[str, Any]) -> dict[str, Any]:
         result = await sup.reload()
