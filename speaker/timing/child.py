@@ -32,7 +32,12 @@ from speaker.timing import protocol as p
 LOG = event_log(__name__)
 REPORT_EVERY_S = 1.0
 NICE = -10
-"""Scheduling boost of the child (best effort; keepalived offers realtime priority)."""
+RT_PRIORITY = 10
+"""SCHED_RR priority of the child (best effort, as keepalived's vrrp_rt_priority): its
+work is tiny (an advert per interval, one frame per ARP request) but must not wait
+behind health checks, parsing or other tenants of the CPU. The kernel's RT throttling
+(sched_rt_runtime_us) bounds what a runaway child could take; without the privilege
+the child falls back to nice -10."""
 
 
 def forwarded_metrics() -> list[MetricWrapperBase]:
@@ -172,8 +177,11 @@ async def main(fd: int) -> int:
 
 if __name__ == "__main__":
     set_pdeathsig()
-    with contextlib.suppress(OSError):
-        os.nice(NICE)
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(RT_PRIORITY))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.nice(NICE)
     setup_logging(sys.argv[2] if len(sys.argv) > 2 else "logfmt",
                   sys.argv[3] if len(sys.argv) > 3 else "info")
     sys.exit(asyncio.run(main(int(sys.argv[1]))))
