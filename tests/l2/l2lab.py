@@ -127,8 +127,10 @@ class Appliance:
         return [{k: v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line)}
                 for line in text.splitlines()]
 
-    def wait_event(self, event: str, timeout: float = 10.0, **fields: str) -> dict[str, str]:
-        """Wait until the log shows `event` with these fields."""
+    def wait_event(self, event: str, timeout: float = 20.0, **fields: str) -> dict[str, str]:
+        """Wait until the log shows `event` with these fields. (20 s: a start-up now runs
+        two interpreters, the supervisor and the timing child; on the shared CI machine
+        that alone has taken over 10 s.)"""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for e in self.events():
