@@ -10,10 +10,14 @@ import os
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speaker.config import AppConfig
 from speaker.reconcile.apply import Parts
 from speaker.seams import Election, Forwarder, HealthSource, L2Announcer, Wake
+
+if TYPE_CHECKING:
+    from speaker.bfd.runner import BfdRunner
 
 
 @dataclass(slots=True)
@@ -23,6 +27,9 @@ class Built:
     parts: Parts
     health: HealthSource
     election: Election
+    bfd: BfdRunner | None = None
+    """The BFD child's supervisor: present with a bgp section (a reload may turn BFD on);
+    the child itself runs only while some peer asks for BFD."""
 
 
 class StartupError(Exception):
@@ -121,4 +128,9 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
         hooks = HookRunner(config)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
     parts = Parts(addresses, forwarder, bgp, l2, dns, hooks)
-    return Built(parts, HealthChecker(config, wake), election)
+    bfd = None
+    if config.bgp is not None:
+        from speaker.bfd.runner import BfdRunner
+
+        bfd = BfdRunner(config, wake)
+    return Built(parts, HealthChecker(config, wake), election, bfd)

@@ -84,7 +84,7 @@ class Supervisor:
         """The running parts (each has run/reconfigure/status)."""
         p = self.built.parts
         return [c for c in (self.built.health, self.built.election, p.bgp, p.l2, p.dns,
-                            p.hooks) if c is not None]
+                            p.hooks, self.built.bfd) if c is not None]
 
     def summary(self) -> str:
         """One line for systemd's STATUS=."""

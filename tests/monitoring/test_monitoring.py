@@ -22,7 +22,7 @@ from speaker.metrics import REGISTRY
 MONITORING = Path(__file__).resolve().parents[2] / "examples" / "monitoring"
 METRIC_MODULES = ("speaker.bgp.metrics", "speaker.election.metrics", "speaker.health.metrics",
                   "speaker.l2.metrics", "speaker.dns.publisher", "speaker.hooks.runner",
-                  "speaker.daemon")
+                  "speaker.daemon", "speaker.election.etcd_metrics", "speaker.bfd.metrics")
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
             "info": ("_info",), "gauge": ("",), "summary": ("_sum", "_count", "")}
 TARGET_LABELS = {"job", "instance"}
