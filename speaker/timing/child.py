@@ -42,10 +42,12 @@ the child falls back to nice -10."""
 
 def forwarded_metrics() -> list[MetricWrapperBase]:
     """The metric objects the child owns (election and L2): the supervisor serves them."""
+    from speaker.election import etcd_metrics as xm
     from speaker.election import metrics as em
     from speaker.l2 import metrics as lm
 
-    return [v for mod in (em, lm) for v in vars(mod).values() if isinstance(v, MetricWrapperBase)]
+    return [v for mod in (em, xm, lm) for v in vars(mod).values()
+            if isinstance(v, MetricWrapperBase)]
 
 
 class Domain:
