@@ -137,7 +137,8 @@ def reload(app: Any) -> dict[str, Any]:
 
 
 def test_hostile_reloads_are_rejected_and_the_daemon_keeps_serving(pair: Segment) -> None:
-    """A 50,000-deep YAML list (segfaults the YAML parser), a FIFO as the config file, a
+    """A 50,000-deep YAML list (refused by the loader's depth limit; without it the C
+    parser segfaults, which the isolated child turns into a rejection), a FIFO as the config file, a
     `hold_time: .inf`: each reload is rejected with a reason, the daemon keeps running and
     answering; then a good reload is adopted. No log line shows `None` or a float with
     more than 6 decimals, and a node that never led logs no `leader_lost`."""
@@ -147,7 +148,8 @@ def test_hostile_reloads_are_rejected_and_the_daemon_keeps_serving(pair: Segment
     a1.wait_event("vip_owned", vip=VIP, timeout=30)
     good = a1.config.read_text()
     a1.config.write_text("services: " + "[" * 50_000 + "]" * 50_000 + "\n")
-    assert "crashed" in json.dumps(reload(a1))
+    answer = json.dumps(reload(a1))  # the loader's depth limit, or the child's crash
+    assert "nested deeper" in answer or "crashed" in answer, answer
     a1.config.unlink()
     os.mkfifo(a1.config)
     assert "not a regular file" in json.dumps(reload(a1))
