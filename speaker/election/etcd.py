@@ -139,10 +139,10 @@ class EtcdElection:
         return g is None or not g.leading
 
     def handing_over(self, vip: L2Vip) -> bool:
-        """True while another appliance is to answer for `vip` (this one does not lead its
-        group): the L2 side then answers until the new owner's GARP/NA, at most a few s."""
-        g = self._groups.get(vip.group)
-        return g is not None and not g.leading
+        """Never: with etcd the key is the fence, and an appliance that no longer holds it
+        must be silent before the new holder speaks (no L2 linger)."""
+        del vip
+        return False
 
     async def run(self) -> None:
         """Session, watch and decider until cancelled; on the way out step down and
