@@ -49,7 +49,12 @@ def config_from(data: dict[str, Any]) -> AppConfig:
 
 
 def needs_child(config: AppConfig) -> bool:
-    """True if this config has time-critical L2/VRRP work (then it runs in the child)."""
+    """True if this config has time-critical L2/VRRP work (then it runs in the child).
+    The etcd engine stays on the supervisor's loop with its responder: its fencing
+    (silent before the new key holder speaks) is proven with the in-process timing,
+    and a lease is not time-critical the way a 100 ms advert is."""
+    if config.election.engine == "etcd":
+        return False
     return config.election.engine == "vrrp" or any(
         s.announce in ("l2", "both") for s in config.services)
 
