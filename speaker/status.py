@@ -174,7 +174,8 @@ def status_document(sup: Supervisor) -> dict[str, Any]:
         "reconcile": {"passes": rec.passes, "last": None if last is None else {
             "ok": last.ok, "ops": last.ops, "duration_s": round(last.duration, 6),
             "age_s": round(time.monotonic() - last.finished, 3), "errors": last.errors}},
-        "components": {type(c).__name__: c.status() for c in sup.components()},
+        "components": {getattr(c, "status_name", type(c).__name__): c.status()
+                       for c in sup.components()},
         "parts": {k: {"variant": v.variant, "running": k in sup.objects or not v.component}
                   for k, v in sup.specs.items()},
         "sysctls": {"managed": sup.config.dataplane.manage_sysctls,
