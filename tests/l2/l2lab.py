@@ -142,7 +142,11 @@ class Appliance:
 
     def status(self) -> dict[str, Any]:
         """`speaker status --json` of this appliance."""
-        out = self.ns.run(SPEAKER, "status", "--json", "-s", str(self.sock), timeout=20)
+        # exit 0 healthy, 1 degraded/unhealthy (the document is printed either way)
+        out = self.ns.run(SPEAKER, "status", "--json", "-s", str(self.sock), timeout=20,
+                          check=False)
+        if out.returncode not in (0, 1):
+            raise RuntimeError(f"speaker status exited {out.returncode}: {out.stderr}")
         return dict(json.loads(out.stdout))
 
     def leader(self, group: str) -> bool:
