@@ -82,12 +82,13 @@ async def load_isolated(path: str | Path, limits: ParseLimits | None = None) -> 
     path = Path(path)
     limits = limits or ParseLimits()
     data = read_bounded(path, limits.max_bytes)
+    # The child sets its own limits and parent-death signal first thing (no preexec_fn:
+    # running Python between fork and exec in a threaded supervisor can crash the child).
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "speaker.config.isolated", str(path),
+        str(limits.memory_bytes), str(max(1, int(limits.timeout) + 1)), str(os.getpid()),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        preexec_fn=preexec(memory_bytes=limits.memory_bytes,
-                           cpu_seconds=max(1, int(limits.timeout) + 1)))
+        stderr=asyncio.subprocess.DEVNULL)
     try:
         async with asyncio.timeout(limits.timeout):
             out, _ = await proc.communicate(data)
@@ -125,7 +126,17 @@ def _child(source: str) -> tuple[str, object]:
         return "unreadable", f"{source}: rejected: the document is nested too deeply"
 
 
+def _limit_self(argv: list[str]) -> None:
+    """Apply the limits the parent asked for (argv: source, memory, cpu, parent pid)."""
+    if len(argv) < 5:
+        return
+    preexec(memory_bytes=int(argv[2]), cpu_seconds=int(argv[3]))()
+    if os.getppid() != int(argv[4]):  # the parent died before the death signal was set
+        sys.exit(1)
+
+
 if __name__ == "__main__":
+    _limit_self(sys.argv)
     result = _child(sys.argv[1] if len(sys.argv) > 1 else "<config>")
     sys.stdout.buffer.write(pickle.dumps(result))
     sys.stdout.buffer.flush()

@@ -82,7 +82,8 @@ def test_parser_killed_after_its_time_limit(tmp_path: Path) -> None:
 
 
 def test_parser_over_its_memory_limit_is_a_rejection(tmp_path: Path) -> None:
-    path = tmp_path / "ok.yaml"
-    path.write_text(yaml.safe_dump(GOOD))
+    path = tmp_path / "big.yaml"
+    big = dict(GOOD, padding=[f"value-{i}" for i in range(400_000)])
+    path.write_text(yaml.safe_dump(big))
     with pytest.raises(ConfigUnreadableError, match="rejected"):
-        load(path, ParseLimits(memory_bytes=32 << 20))
+        load(path, ParseLimits(memory_bytes=64 << 20))
