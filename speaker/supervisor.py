@@ -92,7 +92,15 @@ class Supervisor:
             "ok" if self.last_reload["ok"] else "REJECTED")
 
     def reload(self) -> dict[str, Any]:
-        """Validate the config file again; adopt it only if it is valid."""
+        """Validate the config file again; adopt it only if it is valid. systemd sees
+        RELOADING=1 before and READY=1 after, whatever the outcome."""
+        self.notifier.reloading()
+        try:
+            return self._reload()
+        finally:
+            self.notifier.reloaded(self.summary())
+
+    def _reload(self) -> dict[str, Any]:
         try:
             config = load_config(self.config_path)
         except (ConfigError, ConfigUnreadableError) as exc:
@@ -102,7 +110,6 @@ class Supervisor:
             LOG.error("config_reload_rejected", reason="invalid_config", errors=len(errors),
                       first_error=errors[0], file=str(self.config_path))
             self.last_reload = {"ok": False, "at": time.time(), "errors": errors}
-            self.notifier.status(self.summary())
             return self.last_reload
         for component in self.components():
             component.reconfigure(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from speaker.cli.appliance_cmd import appliance
 from speaker.cli.config_cmd import config
 from speaker.cli.daemon_cmd import drain, reload, run, status, undrain
 from speaker.cli.lab_cmd import demo, lab
@@ -17,5 +18,6 @@ def main() -> None:
     """edge-speaker: announce, fail over and forward service VIPs."""
 
 
-for command in (config, run, status, reload, drain, undrain, router_config, lab, demo):
+for command in (config, run, status, reload, drain, undrain, router_config, lab, demo,
+                appliance):
     main.add_command(command)
