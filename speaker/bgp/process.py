@@ -47,6 +47,9 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+VERSION_PROBE_LIMIT_S = 120.0
+
+
 def parse_version(text: str) -> ExaBgpVersion | None:
     """Version from `exabgp --version` / `exabgp version` output."""
     match = re.search(r"ExaBGP\s*:?\s*(\d+)\.(\d+)(?:\.(\d+))?", text, re.IGNORECASE)
@@ -78,7 +81,8 @@ async def detect_version(exabgp: Path) -> ExaBgpVersion:
     key = str(exabgp)
     if key not in _VERSIONS:
         for args in (["--version"], ["version"]):
-            _, text = await _output([key, *args])
+            # generous: under qemu TCG on a busy host the import alone took ~60 s
+            _, text = await _output([key, *args], VERSION_PROBE_LIMIT_S)
             found = parse_version(text)
             if found:
                 _VERSIONS[key] = found

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def network_yaml() -> dict[str, Any]:
 
 def speaker_yaml(**overrides: Any) -> dict[str, Any]:
     backends = [{"address": b, "port": BACKEND_PORT} for b in BACKENDS]
-    health = {"type": "http", "preset": "fast", "port": BACKEND_PORT, "http": {"path": "/"}}
+    health = {"type": "http", "preset": "default", "port": BACKEND_PORT, "http": {"path": "/"}}
     cfg: dict[str, Any] = {
         "node": {"name": "lb1", "router_id": APPLIANCE,
                  "interfaces": [{"name": "front", "role": "client"},
@@ -95,12 +95,21 @@ def make_medium(path: Path, files: dict[str, str]) -> None:
                        check=True, capture_output=True)
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Health checks close connections early: no traceback for that."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 class Backend:
     """An HTTP server in a backend namespace that answers with its own address."""
 
     def __init__(self, ns: Namespace, address: str) -> None:
         self.ns, self.address = ns, address
-        self.server: HTTPServer | None = None
+        self.server: QuietServer | None = None
         self.start()
 
     def start(self) -> None:
@@ -116,8 +125,8 @@ class Backend:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        def make() -> HTTPServer:
-            return HTTPServer(("0.0.0.0", BACKEND_PORT), Handler)
+        def make() -> QuietServer:
+            return QuietServer(("0.0.0.0", BACKEND_PORT), Handler)
 
         self.server = in_netns(self.ns.name, make)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -212,7 +221,7 @@ class Appliance:
     def ssh(self, command: str, check: bool = True, timeout: float = 120.0) -> str:
         argv = ["ssh", "-i", str(self.key), "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", f"root@{APPLIANCE}", command]
+                "-o", "ConnectTimeout=30", "-o", "BatchMode=yes", f"root@{APPLIANCE}", command]
         proc = subprocess.run(self.router.argv(*argv), capture_output=True, text=True,
                               timeout=timeout, check=False)
         if check and proc.returncode != 0:
@@ -222,12 +231,9 @@ class Appliance:
 
     def ssh_up(self) -> bool:
         try:
-            return self.ssh("true", check=False, timeout=30) == "" and self._last_ok()
+            return self.ssh("echo ok", check=False, timeout=90).strip() == "ok"
         except subprocess.TimeoutExpired:
             return False
-
-    def _last_ok(self) -> bool:
-        return self.ssh("echo ok", check=False, timeout=30).strip() == "ok"
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -43,14 +43,12 @@ def test_boots_to_ready_and_announces_the_vip(appliance_lab: ApplianceLab) -> No
              timeout=120, every=0.2)
     answered = time.monotonic() - t0
     print(f"\npower-on -> VIP at BIRD {at_bird:.1f} s, -> first HTTP answer {answered:.1f} s")
-    wait_for("ssh", lambda: al.appliance.ssh("echo ok", check=False, timeout=60).strip() == "ok",
-             timeout=120, every=2)
+    wait_for("ssh", al.appliance.ssh_up, timeout=300, every=2)
     show = al.appliance.ssh("systemctl show edge-speaker -p ActiveState -p SubState "
                             "-p StatusText -p Type")
     assert "ActiveState=active" in show, show
     assert "Type=notify" in show
     assert "VIPs announced" in show  # STATUS= from the daemon: it sent READY=1
-    assert "Started edge-speaker" in al.appliance.console_text()
 
 
 def test_appliance_contents(appliance_lab: ApplianceLab) -> None:
@@ -67,8 +65,8 @@ def test_appliance_contents(appliance_lab: ApplianceLab) -> None:
     assert ssh("sysctl -n net.ipv4.ip_forward net.ipv4.vs.expire_nodest_conn").split() == [
         "1", "1"]
     assert ssh("cat /proc/sys/kernel/hostname").strip() == "lb1"  # from network.yaml
-    user = ssh("ps -o user= -C speaker || ps -eo user,args | grep '[s]peaker run'")
-    assert "edge-speaker" in user
+    user = ssh("stat -c %U /proc/$(systemctl show -p MainPID --value edge-speaker)")
+    assert user.strip() == "edge-speaker"
     exposure = ssh("systemd-analyze security edge-speaker.service | tail -1")
     level = float(exposure.split("level for edge-speaker.service:")[1].split()[0])
     assert level <= 2.0, exposure
@@ -149,7 +147,6 @@ def test_reboot_with_a_bad_medium_keeps_the_last_good_config(
     console = al.appliance.console_text()[before:]
     assert "config medium REJECTED" in console
     assert "speaker.yaml" in console
-    wait_for("ssh", lambda: al.appliance.ssh("echo ok", check=False, timeout=60).strip() == "ok",
-             timeout=120, every=2)
+    wait_for("ssh", al.appliance.ssh_up, timeout=300, every=2)
     errors = al.appliance.ssh("journalctl -b -p err -o cat --no-pager")
     assert "config medium REJECTED" in errors

@@ -82,7 +82,8 @@ def test_good_medium_becomes_the_last_good_config(tmp_path: Path) -> None:
     files = _medium(tmp_path, SPEAKER)
     assert sorted(files) == ["authorized_keys", "network.yaml", "speaker.yaml"]
     report = apply_medium(tmp_path / "state", files)
-    assert report.applied and not report.errors
+    assert report.applied
+    assert not report.errors
     assert (tmp_path / "state" / "authorized_keys").stat().st_mode & 0o777 == 0o600
     written = activate_network(tmp_path / "state", tmp_path / "run")
     assert "30-es-front.network" in written
