@@ -335,10 +335,21 @@ def assemble(cache: Path, base: Path, deps: Path, wheel: Path) -> Image:
         run(["zstd", "-q", "-T0", "-6", "-f", str(tmp_raw), "-o", str(tmp / "disk.raw.zst")])
         (tmp / "disk.raw.zst").rename(zst)
         tmp_raw.rename(raw)
+    _prune(cache, keep=(raw, zst, wheel.parent))
     for link, target in (("latest.raw", raw), ("latest.raw.zst", zst)):
         (cache / link).unlink(missing_ok=True)
         (cache / link).symlink_to(target.name)
     return Image(raw, zst, key)
+
+
+def _prune(cache: Path, keep: tuple[Path, ...]) -> None:
+    """Drop older images and speaker wheels of this cache (~1 GiB each); stages keep."""
+    for path in [*cache.glob("edge-speaker-*.raw*"), *cache.glob("speaker-*")]:
+        if path not in keep and ".tmp" not in path.name:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def build() -> Image:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speaker.appliance.network import parse_network, render
+from speaker.appliance.network import nic_names, parse_network, render
 from speaker.config.load import ConfigError, ConfigUnreadableError, parse_text
 
 LABEL = "ESCONFIG"
@@ -137,6 +137,23 @@ def activate_network(config_dir: Path, network_dir: Path) -> list[str]:
     if cfg.hostname:
         Path("/proc/sys/kernel/hostname").write_text(cfg.hostname)
     return sorted(files)
+
+
+def pending_renames(config_dir: Path, sys_net: Path = Path("/sys/class/net")) -> dict[str, str]:
+    """NICs present under another name than network.yaml gives them: current -> wanted."""
+    source = config_dir / "network.yaml"
+    if not source.exists():
+        return {}
+    wanted = nic_names(parse_network(source.read_text(encoding="utf-8"), str(source)))
+    out = {}
+    for link in sys_net.iterdir():
+        try:
+            mac = (link / "address").read_text().strip().lower()
+        except OSError:
+            continue
+        if mac in wanted and link.name != wanted[mac] and not (link / "master").exists():
+            out[link.name] = wanted[mac]
+    return out
 
 
 def apply_medium(config_dir: Path, files: dict[str, bytes] | None) -> MediumReport:

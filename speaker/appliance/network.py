@@ -140,6 +140,11 @@ def _link_section(link: LinkSettings) -> list[str]:
     return lines
 
 
+def nic_names(cfg: NetworkConfig) -> dict[str, str]:
+    """MAC (lower case) -> the name the NIC gets."""
+    return {nic.mac.lower(): nic.name for nic in cfg.interfaces}
+
+
 def render(cfg: NetworkConfig) -> dict[str, str]:
     """File name -> content for /run/systemd/network (sorted, deterministic)."""
     head = "# written by edge-speaker from the config medium's network.yaml\n"
@@ -152,7 +157,8 @@ def render(cfg: NetworkConfig) -> dict[str, str]:
     for nic in cfg.interfaces:
         files[f"10-es-{nic.name}.link"] = "\n".join(
             ["[Match]", f"MACAddress={nic.mac.lower()}", "", "[Link]", f"Name={nic.name}"])
-        match = ["[Match]", f"Name={nic.name}", ""]
+        # by MAC, not name: networkd may see the NIC before udev has renamed it
+        match = ["[Match]", f"MACAddress={nic.mac.lower()}", ""]
         if nic.name in bond_of:
             body = ["[Network]", f"Bond={bond_of[nic.name]}"]
         else:

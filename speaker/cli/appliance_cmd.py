@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from speaker.appliance.medium import (
     apply_medium,
     check_files,
     find_device,
+    pending_renames,
     read_device,
     read_dir,
 )
@@ -35,6 +37,19 @@ def _report(report: MediumReport) -> None:
         _say(3, f"error: {error}")
     for note in report.notes:
         _say(3 if report.errors else 5, note)
+
+
+def _rename_nics(state: Path, wait: float = 60.0) -> None:
+    """NICs were named before the .link files existed: let udev rename them, and wait
+    (the speaker config names them)."""
+    subprocess.run(["udevadm", "trigger", "--action=add", "--subsystem-match=net"],
+                   check=False)
+    deadline = time.monotonic() + wait
+    while (pending := pending_renames(state)) and time.monotonic() < deadline:
+        subprocess.run(["udevadm", "settle", "--timeout=5"], check=False)
+        time.sleep(0.5)
+    for current, wanted in pending.items():
+        _say(3, f"error: interface {current} was not renamed to {wanted}")
 
 
 def _ssh(state: Path) -> None:
@@ -75,11 +90,8 @@ def boot(label: str, state_dir: Path, network_dir: Path, wait: float) -> None:
         _say(3, f"error: network.yaml: {exc}")
         written = []
     if written:
-        # NICs were named before the .link files existed: let udev rename them now.
-        subprocess.run(["udevadm", "trigger", "--action=add", "--subsystem-match=net"],
-                       check=False)
-        subprocess.run(["udevadm", "settle", "--timeout=10"], check=False)
         _say(6, f"networkd files: {', '.join(written)}")
+        _rename_nics(state_dir)
     _ssh(state_dir)
     if not (state_dir / "speaker.yaml").exists():
         _say(3, "no speaker config yet: write speaker.yaml to a medium labelled "

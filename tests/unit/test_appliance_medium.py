@@ -39,12 +39,13 @@ def test_render_links_bonds_and_vlans() -> None:
         "20-es-front.100.netdev", "30-es-bond0.network", "30-es-eth2.network",
         "30-es-eth3.network", "30-es-front.100.network", "30-es-front.network"]
     assert "MACAddress=52:54:00:e1:00:01\n\n[Link]\nName=front" in files["10-es-front.link"]
+    assert "MACAddress=52:54:00:e1:00:01" in files["30-es-front.network"]
     front = files["30-es-front.network"]
     for line in ("Address=192.0.2.2/24", "Gateway=192.0.2.1", "VLAN=front.100", "MTUBytes=9000",
                  "DNS=192.0.2.53"):
         assert line in front.splitlines()
     assert "Bond=bond0" in files["30-es-eth2.network"].splitlines()
-    assert "Address=" not in files["30-es-eth2.network"]
+    assert not [x for x in files["30-es-eth2.network"].splitlines() if x.startswith("Address=")]
     assert "Mode=802.3ad" in files["20-es-bond0.netdev"]
     assert "Id=100" in files["20-es-front.100.netdev"]
     assert "RequiredForOnline=no" in files["30-es-front.100.network"]
@@ -108,3 +109,16 @@ def test_missing_medium_and_missing_speaker_yaml(tmp_path: Path) -> None:
     assert check_files({}) == [
         "speaker.yaml: missing (the medium must carry the speaker config)"]
     assert check_files({"speaker.yaml": b"\xff"}) == ["speaker.yaml: not UTF-8 text"]
+
+
+def test_pending_renames_lists_nics_not_yet_renamed(tmp_path: Path) -> None:
+    from speaker.appliance.medium import pending_renames
+
+    state = tmp_path / "state"
+    apply_medium(state, _medium(tmp_path, SPEAKER))
+    sys_net = tmp_path / "net"
+    for name, mac in (("enp0s2", "52:54:00:e1:00:01"), ("eth2", "52:54:00:e1:00:03"),
+                      ("lo", "00:00:00:00:00:00")):
+        (sys_net / name).mkdir(parents=True)
+        (sys_net / name / "address").write_text(mac + "\n")
+    assert pending_renames(state, sys_net) == {"enp0s2": "front"}
