@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -39,17 +38,19 @@ def _report(report: MediumReport) -> None:
         _say(3 if report.errors else 5, note)
 
 
-def _rename_nics(state: Path, wait: float = 60.0) -> None:
-    """NICs were named before the .link files existed: let udev rename them, and wait
-    (the speaker config names them)."""
-    subprocess.run(["udevadm", "trigger", "--action=add", "--subsystem-match=net"],
-                   check=False)
-    deadline = time.monotonic() + wait
-    while (pending := pending_renames(state)) and time.monotonic() < deadline:
-        subprocess.run(["udevadm", "settle", "--timeout=5"], check=False)
-        time.sleep(0.5)
-    for current, wanted in pending.items():
-        _say(3, f"error: interface {current} was not renamed to {wanted}")
+def _rename_nics(state: Path) -> None:
+    """Give the NICs their network.yaml names. udev named them before the .link files
+    existed (those serve NICs plugged in later); networkd has not started yet, so the
+    links are down and can be renamed directly."""
+    for current, wanted in pending_renames(state).items():
+        for argv in (["ip", "link", "set", "dev", current, "down"],
+                     ["ip", "link", "set", "dev", current, "name", wanted]):
+            proc = subprocess.run(argv, check=False, capture_output=True, text=True)
+            if proc.returncode != 0:
+                _say(3, f"error: cannot rename {current} to {wanted}: {proc.stderr.strip()}")
+                break
+        else:
+            _say(6, f"interface {current} is now {wanted}")
 
 
 def _ssh(state: Path) -> None:

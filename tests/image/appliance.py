@@ -4,6 +4,7 @@ Topology (TEST-NET only; every namespace and link name starts with ``eim``)::
 
     client ──── router (BIRD, AS 65000) ── br0 ══ switch ns ══ br1 ── backend x3
     198.51.100.130   .129 | 192.0.2.1      │ tap0      tap1 │      198.51.100.11-13
+                          | .126 ──────────┼────────────────┘ (DR replies)
                                     appliance front 192.0.2.2   back 198.51.100.1
 
 The appliance (AS 65010) learns its addresses, its routes and its speaker config
@@ -41,6 +42,7 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 FRONT_MAC, BACK_MAC = "52:54:00:e1:00:01", "52:54:00:e1:00:02"
 APPLIANCE, ROUTER = "192.0.2.2", "192.0.2.1"
 CLIENT, ROUTER_CLIENT_SIDE = "198.51.100.130", "198.51.100.129"
+ROUTER_BACK_SIDE = "198.51.100.126"
 BACKENDS = ("198.51.100.11", "198.51.100.12", "198.51.100.13")
 VIP_NAT, VIP_DR = "203.0.113.10", "203.0.113.11"
 BACKEND_PORT = 8080
@@ -285,6 +287,8 @@ def build_lab(lab: Lab, image: Path, workdir: Path) -> ApplianceLab:
         switch.run("ip", "link", "set", f"eimtap{i}", "master", bridge, "up")
     router, client = lab.host("rt"), lab.host("cl")
     _bridge_port(lab, switch, "br0", router, "eth0", f"{ROUTER}/24", "r")
+    # the router's leg on the backend segment carries DR replies (direct server return)
+    _bridge_port(lab, switch, "br1", router, "eth2", f"{ROUTER_BACK_SIDE}/25", "d")
     lab.wire(router, client, "eth1", "eth0", [f"{ROUTER_CLIENT_SIDE}/25"], [f"{CLIENT}/25"])
     client.run("ip", "route", "add", "default", "via", ROUTER_CLIENT_SIDE)
     backends = []
@@ -292,6 +296,10 @@ def build_lab(lab: Lab, image: Path, workdir: Path) -> ApplianceLab:
         ns = lab.host(f"be{i}")
         _bridge_port(lab, switch, "br1", ns, "eth0", f"{address}/25", f"b{i}")
         ns.run("ip", "route", "add", "default", "via", "198.51.100.1")
+        # replies from the DR VIP skip the director (which drops packets from its own
+        # VIP); NAT replies must pass it to be translated back
+        ns.run("ip", "rule", "add", "from", VIP_DR, "table", "100")
+        ns.run("ip", "route", "add", "default", "via", ROUTER_BACK_SIDE, "table", "100")
         # a DR real server: the VIP on lo, never answered by ARP
         ns.run("ip", "addr", "add", f"{VIP_DR}/32", "dev", "lo")
         ns.sysctl("net.ipv4.conf.all.arp_ignore", "1")
