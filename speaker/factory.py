@@ -9,10 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speaker.config import AppConfig
 from speaker.reconcile.apply import Parts
 from speaker.seams import Election, Forwarder, HealthSource, Wake
+
+if TYPE_CHECKING:
+    from speaker.bfd.runner import BfdRunner
 
 
 @dataclass(slots=True)
@@ -22,6 +26,9 @@ class Built:
     parts: Parts
     health: HealthSource
     election: Election
+    bfd: BfdRunner | None = None
+    """The BFD child's supervisor: present with a bgp section (a reload may turn BFD on);
+    the child itself runs only while some peer asks for BFD."""
 
 
 class StartupError(Exception):
@@ -36,6 +43,11 @@ def uses_bgp(config: AppConfig) -> bool:
 def uses_l2(config: AppConfig) -> bool:
     """True when some service is announced on the local segment."""
     return any(s.announce in ("l2", "both") for s in config.services)
+
+
+def uses_dns(config: AppConfig) -> bool:
+    """True when some service publishes DNS names."""
+    return config.dns is not None and any(s.dns is not None for s in config.services)
 
 
 def managed_ranges(config: AppConfig) -> list[IPv4Network | IPv6Network]:
@@ -86,6 +98,21 @@ def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
 
         # a duplicate owner is resolved by the election's rule (lower priority yields)
         l2 = L2Responder(config, wake, conflict_hook=election.resolve_conflict)
+    dns = None
+    if uses_dns(config):
+        from speaker.dns import DnsPublisher
+
+        dns = DnsPublisher(config, wake)
+    hooks = None
+    if config.hooks:
+        from speaker.hooks import HookRunner
+
+        hooks = HookRunner(config)
     addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
-    parts = Parts(addresses, forwarder, bgp, l2)
-    return Built(parts, HealthChecker(config, wake), election)
+    parts = Parts(addresses, forwarder, bgp, l2, dns, hooks)
+    bfd = None
+    if config.bgp is not None:
+        from speaker.bfd.runner import BfdRunner
+
+        bfd = BfdRunner(config, wake)
+    return Built(parts, HealthChecker(config, wake), election, bfd)

@@ -119,6 +119,24 @@ class FakeL2(_Part):
         return self.current
 
 
+class FakeDns(_Part):
+    """Keeps the served names."""
+
+    def __init__(self, config: AppConfig | None = None) -> None:
+        super().__init__(config)
+        self.serving: dict[str, IPAddress] = {}
+        self.history: list[dict[str, IPAddress]] = []
+
+    def set(self, serving: Mapping[str, IPAddress]) -> None:
+        if dict(serving) != self.serving or not self.history:
+            self.serving = dict(serving)
+            self.history.append(self.serving)
+
+    async def withdraw_all(self, limit: float) -> bool:
+        self.set({})
+        return True
+
+
 class FakeAddresses:
     """VIP addresses in a set."""
 

@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+prometheus_client.ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, fds, RSS
+prometheus_client.PlatformCollector(registry=REGISTRY)  # python_info
 
 BUILD_INFO = Info("speaker_build", "edge-speaker build information", registry=REGISTRY)
 CONFIG_RELOAD_OK = Gauge(
@@ -41,5 +43,11 @@ VIP_ANNOUNCED = Gauge(
     "speaker_vip_announced",
     "1 if the VIP is announced by this appliance in this mode",
     ["vip", "mode"],
+    registry=REGISTRY,
+)
+APPLIANCE_HEALTHY = Gauge(
+    "speaker_appliance_healthy",
+    "1 while the appliance's self-checks pass (uplinks up, services at quorum); "
+    "0 lowers its election priority and withdraws its BGP routes",
     registry=REGISTRY,
 )

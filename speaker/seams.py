@@ -99,6 +99,28 @@ class L2Announcer(Component, Protocol):
         ...
 
 
+class DnsRecords(Component, Protocol):
+    """DNS records of announced VIPs (RFC 2136, in the background)."""
+
+    def set(self, serving: Mapping[str, IPAddress]) -> None:
+        """Serve exactly these names (name -> VIP), withdraw every other configured
+        name. Never blocks: updates are sent by the part's own task."""
+        ...
+
+    async def withdraw_all(self, limit: float) -> bool:
+        """Planned stop: withdraw every claim; True if all settled within `limit` s."""
+        ...
+
+
+class Hooks(Component, Protocol):
+    """Operator commands on leadership and announcement changes."""
+
+    def observe(self, leaders: frozenset[str], vips: Mapping[str, IPAddress]) -> None:
+        """What is true now (groups led here; service -> VIP announced here). Never
+        waits: commands run in the part's own task."""
+        ...
+
+
 class VipAddresses(Protocol):
     """VIP addresses on `lo` (kernel side, in dataplane/)."""
 

@@ -76,10 +76,33 @@ def _vips(sup: Supervisor) -> list[dict[str, Any]]:
     return vips
 
 
+def _peers(sup: Supervisor) -> list[dict[str, Any]]:
+    """BGP sessions, each with its BFD session (None when the peer has no BFD).
+
+    `path` is `suspect` (reason `bfd_down`) when BFD is wanted but not Up: the router
+    has, or soon will have, dropped the routes through this appliance, whatever BGP
+    shows. Nothing is withdrawn for it: the router acts on BFD by itself."""
+    bgp = sup.built.parts.bgp
+    bfd = sup.built.bfd.sessions() if sup.built.bfd is not None else {}
+    out = []
+    for name, peer in (bgp.sessions().items() if bgp else []):
+        row: dict[str, Any] = asdict(peer)
+        session = bfd.get(name)
+        row["bfd"] = None if session is None else {
+            "state": session.state, "diag": session.diag, "remote_diag": session.remote_diag,
+            "changes": session.changes, "multihop": session.multihop,
+            "min_tx_ms": session.min_tx_ms, "min_rx_ms": session.min_rx_ms,
+            "multiplier": session.multiplier}
+        suspect = session is not None and session.state != "up"
+        row["path"] = "suspect" if suspect else "ok"
+        row["path_reason"] = "bfd_down" if suspect else None
+        out.append(row)
+    return out
+
+
 def status_document(sup: Supervisor) -> dict[str, Any]:
     """Everything `speaker status` shows, JSON-ready."""
     rec = sup.reconciler
-    parts = sup.built.parts
     last = rec.last
     from speaker.supervisor import package_version
 
@@ -92,7 +115,7 @@ def status_document(sup: Supervisor) -> dict[str, Any]:
         "appliance": {"healthy": rec.appliance.healthy, "reasons": list(rec.appliance.reasons),
                       "drains": rec.drains.as_dict(), "shutting_down": rec.shutting_down},
         "vips": _vips(sup),
-        "peers": [asdict(p) for p in (parts.bgp.sessions().values() if parts.bgp else [])],
+        "peers": _peers(sup),
         "election": {g: asdict(lead) for g, lead in sup.built.election.leadership().items()},
         "reconcile": {"passes": rec.passes, "last": None if last is None else {
             "ok": last.ok, "ops": last.ops, "duration_s": round(last.duration, 6),

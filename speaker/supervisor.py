@@ -78,7 +78,8 @@ class Supervisor:
     def components(self) -> list[Any]:
         """The running parts (each has run/reconfigure/status)."""
         p = self.built.parts
-        return [c for c in (self.built.health, self.built.election, p.bgp, p.l2) if c is not None]
+        return [c for c in (self.built.health, self.built.election, p.bgp, p.l2, p.dns,
+                            p.hooks, self.built.bfd) if c is not None]
 
     def summary(self) -> str:
         """One line for systemd's STATUS=."""

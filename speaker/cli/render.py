@@ -32,6 +32,14 @@ def _reason(vip: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _bfd(bfd: dict[str, Any] | None) -> str:
+    if bfd is None:
+        return "-"
+    timers = f"{bfd['min_tx_ms']}ms x{bfd['multiplier']}"
+    why = f" ({bfd['diag']})" if bfd["state"] != "up" and bfd["diag"] != "none" else ""
+    return f"{bfd['state']}{why} {timers}{' multihop' if bfd['multihop'] else ''}"
+
+
 def render_status(doc: dict[str, Any], backends: bool = True) -> str:
     """Human-readable status."""
     lines = [f"node {doc['node']}  version {doc['version']}  up {doc['uptime_s']}s  "
@@ -71,18 +79,20 @@ def render_status(doc: dict[str, Any], backends: bool = True) -> str:
     if doc["peers"]:
         lines.append("")
         lines.append("BGP peers:")
-        rows = [["PEER", "ADDRESS", "STATE", "PREFIXES", "REASON"]]
-        rows += [[p["name"], p["address"], p["state"], str(p["announced"]), p["reason"]]
-                 for p in doc["peers"]]
+        rows = [["PEER", "ADDRESS", "STATE", "PREFIXES", "REASON", "BFD", "PATH"]]
+        rows += [[p["name"], p["address"], p["state"], str(p["announced"]), p["reason"],
+                  _bfd(p.get("bfd")), p.get("path", "ok")] for p in doc["peers"]]
         lines += _table(rows)
         lines += [f"  {p['name']}: {p['detail']}" for p in doc["peers"] if p.get("detail")]
     if doc["election"]:
         lines.append("")
         lines.append("Election:")
-        rows = [["GROUP", "LEADER", "STATE", "PRIORITY"]]
-        rows += [[g, "yes" if e["leader"] else "no", e["state"] or "-", str(e["priority"])]
+        rows = [["GROUP", "LEADER", "STATE", "PRIORITY", "HOLDER"]]
+        rows += [[g, "yes" if e["leader"] else "no", e["state"] or "-", str(e["priority"]),
+                  e.get("leader_id") or "-"]
                  for g, e in sorted(doc["election"].items())]
         lines += _table(rows)
+        lines += _etcd_lines(doc.get("components", {}).get("EtcdElection"))
     last = doc["reconcile"]["last"]
     if last:
         lines.append("")
@@ -91,3 +101,16 @@ def render_status(doc: dict[str, Any], backends: bool = True) -> str:
                      f"{last['duration_s'] * 1000:.1f}ms, {last['age_s']}s ago")
         lines += [f"  error: {e}" for e in last["errors"]]
     return "\n".join(lines)
+
+
+def _etcd_lines(etcd: dict[str, Any] | None) -> list[str]:
+    """The etcd engine's connection, lease and fencing tokens (engine etcd only)."""
+    if not etcd:
+        return []
+    lines = [f"  etcd: {etcd['endpoint']} {etcd['reason']}, lease {etcd['lease'] or '-'}, "
+             f"may lead for {etcd['may_lead_for_s']}s"]
+    if etcd.get("last_error"):
+        lines.append(f"  etcd error: {etcd['last_error']}")
+    lines += [f"  {g}: fencing token {e['fencing_token']}"
+              for g, e in sorted(etcd["groups"].items()) if e.get("fencing_token")]
+    return lines

@@ -36,6 +36,44 @@ class GracefulRestart(Section):
         return self
 
 
+BFD_MIN_INTERVAL_S = 0.05
+BFD_MAX_INTERVAL_S = 60.0
+
+
+class BfdConfig(Section):
+    """BFD (RFC 5880 asynchronous mode) towards one peer, run by the appliance's BFD
+    child: single-hop (RFC 5881, UDP 3784) or, for a multihop peer, RFC 5883 (UDP 4784).
+    `bfd: true` is short for the defaults (300 ms x 3, FRR bfdd's defaults)."""
+
+    enabled: bool = True
+    min_tx: Seconds = 0.3
+    """Desired minimum transmit interval (RFC 5880 bfd.DesiredMinTxInterval); e.g. 100ms."""
+    min_rx: Seconds = 0.3
+    """Required minimum receive interval (bfd.RequiredMinRxInterval) offered to the peer."""
+    multiplier: int = Field(default=3, ge=2, le=255)
+    """Detect multiplier: the peer declares the session down after this many missed packets."""
+
+    @field_validator("min_tx", "min_rx")
+    @classmethod
+    def _interval_bounds(cls, value: float) -> float:
+        if not BFD_MIN_INTERVAL_S <= value <= BFD_MAX_INTERVAL_S:
+            raise ValueError(f"must be between {BFD_MIN_INTERVAL_S * 1000:.0f}ms and "
+                             f"{BFD_MAX_INTERVAL_S:.0f}s")
+        if abs(value * 1000 - round(value * 1000)) > 1e-6:
+            raise ValueError("must be a whole number of milliseconds (routers take ms)")
+        return round(value * 1000) / 1000
+
+    @property
+    def min_tx_ms(self) -> int:
+        """min_tx in milliseconds."""
+        return round(self.min_tx * 1000)
+
+    @property
+    def min_rx_ms(self) -> int:
+        """min_rx in milliseconds."""
+        return round(self.min_rx * 1000)
+
+
 class PeerConfig(Section):
     """One BGP neighbor (a router)."""
 
@@ -54,9 +92,17 @@ class PeerConfig(Section):
     """eBGP multihop TTL; unset means directly connected."""
     families: list[Family] = ["ipv4-unicast", "ipv6-unicast"]
     graceful_restart: GracefulRestart = GracefulRestart()
-    bfd: bool = False
-    """Ask for BFD on the router side (router-config renders it)."""
+    bfd: BfdConfig = BfdConfig(enabled=False)
+    """BFD on this session: `true`/`false`, or {enabled, min_tx, min_rx, multiplier}.
+    The appliance runs it (speaker/bfd) and router-config renders the same timers."""
     passive: bool = False
+
+    @field_validator("bfd", mode="before")
+    @classmethod
+    def _bfd_shorthand(cls, value: object) -> object:
+        if isinstance(value, bool):  # the original form: bfd: true / false
+            return {"enabled": value}
+        return value
 
     @field_validator("password")
     @classmethod

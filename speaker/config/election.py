@@ -7,14 +7,17 @@ Timers come from a named preset; a group may override single values.
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
 
 from speaker.config.base import Section
 from speaker.config.types import IfName, Name, PositiveSeconds, SafeText
 
+_ENDPOINT = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")
 ElectionPreset = Literal["fast", "default", "conservative"]
 
 ADVERT_INTERVAL_S: dict[str, float] = {"fast": 0.1, "default": 1.0, "conservative": 3.0}
@@ -55,12 +58,128 @@ class VrrpConfig(Section):
     source_address: IPv4Address | IPv6Address | None = None
 
 
-class EtcdConfig(Section):
-    """etcd lease election (engine `etcd`)."""
+ETCD_TTL_MIN_S = 2
+"""etcd 3.4's smallest lease with default server timers (3 x election timeout / 2, rounded up)."""
+ETCD_TTL_MAX_S = 300
 
-    endpoints: list[SafeText] = Field(default=[], min_length=0)
+
+class EtcdTls(Section):
+    """TLS towards etcd (endpoints with https://). Files are read at start and on reload."""
+
+    ca_file: FilePath
+    """CA bundle that signed the etcd servers' certificates."""
+    cert_file: FilePath | None = None
+    """Client certificate (etcd --client-cert-auth); needs key_file."""
+    key_file: FilePath | None = None
+    server_name: SafeText | None = None
+    """Name to check the server certificate against, if not the endpoint's host."""
+
+    @model_validator(mode="after")
+    def _pair(self) -> EtcdTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (client certificate)")
+        return self
+
+
+class EtcdConfig(Section):
+    """etcd lease election (engine `etcd`); see docs/etcd.md for the timing rule.
+
+    One lease per appliance carries every key it holds; the leader of a group stops
+    announcing when `lease_ttl - step_down_margin` has passed since the send time of
+    its last acknowledged keepalive, so it is silent before the server can expire
+    the lease and let another appliance take the key.
+    """
+
+    endpoints: list[SafeText] = []
+    """Client URLs of the etcd members, e.g. https://192.0.2.1:2379 (one scheme for all)."""
     prefix: SafeText = "/edge-speaker/election"
-    lease_ttl: PositiveSeconds = 2.0
+    """Key prefix; a group's leader key is PREFIX/GROUP/leader."""
+    lease_ttl: int = Field(default=2, ge=ETCD_TTL_MIN_S, le=ETCD_TTL_MAX_S)
+    """Lease TTL in whole seconds (etcd's unit): the failover time after an appliance dies."""
+    renew_interval: PositiveSeconds | None = None
+    """Keepalive period (Patroni's loop_wait). Default lease_ttl / 4."""
+    request_timeout: PositiveSeconds | None = None
+    """Deadline of one etcd request (Patroni's retry_timeout). Default lease_ttl / 4."""
+    step_down_margin: PositiveSeconds | None = None
+    """Time kept between stepping down and the earliest server-side expiry: covers
+    withdrawing announcements and clock-rate drift. Default lease_ttl / 4."""
+    standby_delay: PositiveSeconds = 0.5
+    """A candidate ranked n-th (by priority) waits n x standby_delay before campaigning
+    for a vacant key, so the preferred appliance wins."""
+    username: SafeText | None = None
+    password: SafeText | None = None
+    password_file: FilePath | None = None
+    """File holding the password (first line); instead of `password`."""
+    tls: EtcdTls | None = None
+
+    @field_validator("endpoints")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        schemes = set()
+        for url in value:
+            match = _ENDPOINT.match(url)
+            if not match:
+                raise ValueError(f"{url!r} is not an etcd client URL (http[s]://HOST:PORT)")
+            if not 0 < int(match.group(3)) < 65536:
+                raise ValueError(f"{url!r}: port must be 1-65535")
+            schemes.add(match.group(1))
+        if len(schemes) > 1:
+            raise ValueError("every endpoint must use the same scheme (http or https)")
+        if len(set(value)) != len(value):
+            raise ValueError("an endpoint is listed twice")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") or "//" in value:
+            raise ValueError("prefix must start with '/' and not end with '/' (e.g. /edge-speaker)")
+        return value
+
+    @field_validator("step_down_margin")
+    @classmethod
+    def _timer_rule(cls, value: float | None, info: ValidationInfo) -> float | None:
+        ttl = info.data.get("lease_ttl")
+        if not isinstance(ttl, int) or "renew_interval" not in info.data \
+                or "request_timeout" not in info.data:
+            return value  # an earlier field is already reported
+        quarter = ttl / 4
+        renew = info.data["renew_interval"] or quarter
+        timeout = info.data["request_timeout"] or quarter
+        margin = value or quarter
+        if renew + 2 * timeout + margin > ttl:
+            raise ValueError(
+                f"timers break the rule renew_interval + 2 x request_timeout + step_down_margin"
+                f" <= lease_ttl ({renew:g} + 2 x {timeout:g} + {margin:g} > {ttl:g}): a leader"
+                " would step down after one lost renewal, or announce past its lease")
+        return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _auth(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        password = info.data.get("password")
+        if password is not None and value is not None:
+            raise ValueError("give password or password_file, not both")
+        if (password is not None or value is not None) != (info.data.get("username") is not None):
+            raise ValueError("etcd auth needs username together with password or password_file")
+        return value
+
+    @field_validator("tls")
+    @classmethod
+    def _tls_scheme(cls, value: EtcdTls | None, info: ValidationInfo) -> EtcdTls | None:
+        endpoints = info.data.get("endpoints") or []
+        https = any(u.startswith("https://") for u in endpoints)
+        if https and value is None:
+            raise ValueError("https:// endpoints need tls (at least tls.ca_file)")
+        if value is not None and endpoints and not https:
+            raise ValueError("tls is set but the endpoints are http:// (use https://)")
+        return value
+
+    def timers(self) -> tuple[float, float, float]:
+        """(renew_interval, request_timeout, step_down_margin), defaults filled in."""
+        quarter = self.lease_ttl / 4
+        return (self.renew_interval or quarter, self.request_timeout or quarter,
+                self.step_down_margin or quarter)
 
 
 class ElectionConfig(Section):

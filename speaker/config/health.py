@@ -147,13 +147,23 @@ class HealthCheck(Section):
             raise ValueError("check type 'exec' needs an 'exec' section with a command")
         if self.effective("timeout") >= self.effective("interval"):
             raise ValueError("timeout must be shorter than interval")
+        if self.fast_interval is not None and self.fast_interval > self.effective("interval"):
+            raise ValueError("fast_interval must not be longer than interval (it is the "
+                             "interval used while a rise or fall is in progress)")
         return self
 
     def effective(self, field: Literal["interval", "timeout", "rise", "fall", "fast_interval"]
                   ) -> float:
-        """The value in force: the override if set, else the preset's."""
+        """The value in force: the override if set, else the preset's. An unset
+        fast_interval never exceeds the interval in force: overriding only `interval`
+        below the preset's fast_interval must not slow down rise and fall."""
         value = getattr(self, field)
-        return float(value) if value is not None else HEALTH_PRESETS[self.preset][field]
+        if value is not None:
+            return float(value)
+        preset = HEALTH_PRESETS[self.preset][field]
+        if field == "fast_interval":
+            return min(preset, self.effective("interval"))
+        return preset
 
     def http_params(self) -> HttpParams:
         """HTTP parameters with defaults when the section is omitted."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from speaker.config.base import Section
 from speaker.config.bgp import BgpConfig
 from speaker.config.dataplane import DataplaneConfig
+from speaker.config.dns import DnsConfig
 from speaker.config.election import ElectionConfig
+from speaker.config.hooks import Hook
 from speaker.config.node import ApiConfig, LogConfig, MetricsConfig, NodeConfig
 from speaker.config.service import ServiceConfig
 
@@ -32,6 +34,9 @@ class AppConfig(Section):
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+    hooks: list[Hook] = Field(default=[], max_length=256)
+    """Commands run on leader gained/lost and VIP announced/withdrawn (docs/hooks.md)."""
+    dns: DnsConfig | None = None
 
     def cross_field_errors(self) -> list[CrossFieldError]:
         """Every rule that spans sections, broken, with the path of the offending field."""
@@ -50,6 +55,41 @@ class AppConfig(Section):
                 errors.append(CrossFieldError(("election", "groups", gi, "interface"),
                                               f"{group.interface!r} is not in node.interfaces"))
         errors.extend(self._service_errors())
+        errors.extend(self._dns_errors())
+        errors.extend(self._hook_errors())
+        return errors
+
+    def _hook_errors(self) -> list[CrossFieldError]:
+        groups = {g.name for g in self.election.groups}
+        services = {s.name for s in self.services}
+        errors: list[CrossFieldError] = []
+        for i, hook in enumerate(self.hooks):
+            if hook.group is not None and hook.group not in groups:
+                errors.append(CrossFieldError(("hooks", i, "group"), f"group {hook.group!r} "
+                                              "is not defined in election.groups"))
+            if hook.service is not None and hook.service not in services:
+                errors.append(CrossFieldError(("hooks", i, "service"), f"no service named "
+                                              f"{hook.service!r}"))
+        return errors
+
+    def _dns_errors(self) -> list[CrossFieldError]:
+        errors: list[CrossFieldError] = []
+        seen: dict[str, str] = {}
+        for si, svc in enumerate(self.services):
+            if svc.dns is None:
+                continue
+            if self.dns is None:
+                errors.append(CrossFieldError(("services", si, "dns"),
+                                              "service DNS names need a top-level dns section"))
+                continue
+            for ni, name in enumerate(svc.dns.names):
+                at = ("services", si, "dns", "names", ni)
+                if name in seen:
+                    errors.append(CrossFieldError(at, f"{name!r} is already published for "
+                                                  f"service {seen[name]!r}"))
+                seen.setdefault(name, svc.name)
+                if self.dns.server_for(name) is None:
+                    errors.append(CrossFieldError(at, f"{name!r} is in no zone of dns.servers"))
         return errors
 
     def _service_errors(self) -> list[CrossFieldError]:

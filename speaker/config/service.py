@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from speaker.config.base import Section
 from speaker.config.bgp import Attributes, BgpMode
+from speaker.config.dns import ServiceDns
 from speaker.config.health import HealthCheck
 from speaker.config.types import Name, Port, PositiveSeconds, SafeText
 
@@ -85,6 +86,9 @@ class ServiceConfig(Section):
     drain_time: PositiveSeconds = 30.0
     """A failed or drained backend keeps weight 0 this long before removal."""
     bgp: ServiceBgp = ServiceBgp()
+    dns: ServiceDns | None = None
+    """A/AAAA records published (RFC 2136, the top-level `dns` section) while the VIP is
+    announced by this fleet."""
 
     @model_validator(mode="after")
     def _check(self) -> ServiceConfig:

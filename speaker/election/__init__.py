@@ -1,4 +1,4 @@
-"""Leader election per group of VIPs: engines `single` and `vrrp` (VRRPv3), `etcd` later.
+"""Leader election per group of VIPs: engines `single`, `vrrp` (VRRPv3) and `etcd` (leases).
 
     from speaker.election import make_election
     election = make_election(config, wake)     # implements speaker.seams.Election
@@ -21,7 +21,11 @@ def make_election(config: AppConfig, wake: Wake) -> ElectionEngine:
         return SingleElection(config, wake)
     if engine == "vrrp":
         return VrrpElection(config, wake)
-    raise NotImplementedError(f"election engine {engine!r} is not built yet (etcd: a later issue)")
+    if engine == "etcd":
+        from speaker.election.etcd import EtcdElection  # grpc loads only when used
+
+        return EtcdElection(config, wake)
+    raise ValueError(f"unknown election engine {engine!r}")
 
 
 __all__ = ["ElectionEngine", "SingleElection", "VrrpElection", "make_election"]

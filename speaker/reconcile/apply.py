@@ -18,7 +18,7 @@ from speaker.logs import event_log
 from speaker.metrics import RECONCILE_ERRORS
 from speaker.model import BgpAnnouncement, IPAddress, L2Vip
 from speaker.reconcile.plan import Observed, Op, Phase
-from speaker.seams import BgpSpeaker, Forwarder, L2Announcer, VipAddresses
+from speaker.seams import BgpSpeaker, DnsRecords, Forwarder, Hooks, L2Announcer, VipAddresses
 
 LOG = event_log(__name__)
 _GAINING = (Phase.ANNOUNCE, Phase.OWN)
@@ -32,6 +32,8 @@ class Parts:
     forwarder: Forwarder | None = None
     bgp: BgpSpeaker | None = None
     l2: L2Announcer | None = None
+    dns: DnsRecords | None = None
+    hooks: Hooks | None = None
 
 
 @dataclass(slots=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from dataplane.ipvs.model import IpvsTable, ServiceKey
 from speaker.config import AppConfig
 from speaker.logs import event_log
-from speaker.metrics import RECONCILE_DURATION, VIP_ANNOUNCED
-from speaker.model import Reason, VipDecision
+from speaker.metrics import APPLIANCE_HEALTHY, RECONCILE_DURATION, VIP_ANNOUNCED
+from speaker.model import IPAddress, Reason, VipDecision
 from speaker.reconcile.apply import Parts, apply
 from speaker.reconcile.desired import Desired, compute_desired
 from speaker.reconcile.inputs import ApplianceHealth, Drains
@@ -22,6 +22,8 @@ from speaker.reconcile.selfcheck import appliance_health, link_is_up
 from speaker.seams import Election, HealthSource
 
 LOG = event_log(__name__)
+DNS_STOP_S = 3.0
+"""How long a planned stop waits for DNS claims to be withdrawn."""
 
 
 @dataclass(slots=True)
@@ -55,6 +57,7 @@ class Reconciler:
         self.last_success: float | None = None
         self.desired: Desired | None = None
         self.appliance = ApplianceHealth()
+        APPLIANCE_HEALTHY.set(1)
         self.passes = 0
         self._event = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -117,6 +120,7 @@ class Reconciler:
             LOG.warning("appliance_health", healthy=appliance.healthy,
                         reason=",".join(appliance.reasons) or "ok")
             self.appliance = appliance
+            APPLIANCE_HEALTHY.set(int(appliance.healthy))
             penalty = 0 if appliance.healthy else self.config.node.self_checks.priority_penalty
             self.set_penalty("self_health", penalty)
             self.wake("appliance_health_changed")
@@ -138,6 +142,8 @@ class Reconciler:
                 errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
                 self.desired = desired
                 self._export(desired)
+                self._publish_dns()
+                self._notify_hooks()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # observe failed: retried on the next pass
@@ -170,6 +176,31 @@ class Reconciler:
             VIP_ANNOUNCED.labels(vip=str(d.vip), mode="bgp").set(int(bgp_on))
             VIP_ANNOUNCED.labels(vip=str(d.vip), mode="l2").set(int(l2_on))
 
+    def _live_vips(self) -> set[IPAddress]:
+        """VIPs announced now, as the parts report them (not as decided)."""
+        live = {v.address for v in self.parts.l2.owned()} if self.parts.l2 is not None else set()
+        if self.parts.bgp is not None:
+            live |= {a.prefix.network_address for a in self.parts.bgp.announced()}
+        return live
+
+    def _publish_dns(self) -> None:
+        """Tell the DNS part which names to serve: those whose VIP is announced now."""
+        dns = self.parts.dns
+        if dns is None:
+            return
+        live = self._live_vips()
+        dns.set({name: svc.vip for svc in self.config.services
+                 if svc.dns is not None and svc.vip in live for name in svc.dns.names})
+
+    def _notify_hooks(self) -> None:
+        """Tell the hook runner what is led and announced now."""
+        hooks = self.parts.hooks
+        if hooks is None:
+            return
+        live = self._live_vips()
+        leaders = frozenset(g for g, lead in self.election.leadership().items() if lead.leader)
+        hooks.observe(leaders, {s.name: s.vip for s in self.config.services if s.vip in live})
+
     async def shutdown(self) -> None:
         """Planned stop: withdraw every announcement and stop answering ARP/NDP."""
         self.shutting_down = True
@@ -178,3 +209,5 @@ class Reconciler:
             await self.parts.bgp.withdraw_all()
         if self.parts.l2 is not None:
             await self.parts.l2.set(frozenset())
+        if self.parts.dns is not None and not await self.parts.dns.withdraw_all(DNS_STOP_S):
+            LOG.warning("dns_withdraw_incomplete", reason="timeout", limit_s=DNS_STOP_S)

@@ -110,8 +110,12 @@ def _protocol(router: Router, n: Neighbor, name: str) -> list[str]:
         out.append(f"  multihop {n.multihop};")
     elif n.internal:
         out.append("  direct;")
-    if n.bfd:
-        out.append("  bfd on;  # sessions run by protocol bfd edge_speaker_bfd")
+    if n.bfd is not None:
+        b = n.bfd
+        out.append(f"  bfd {{ min rx interval {b.receive_ms} ms; min tx interval "
+                   f"{b.transmit_ms} ms; multiplier {b.multiplier}; }};  # "
+                   f"{'multihop' if b.multihop else 'single-hop'}, down after "
+                   f"{b.detection_ms} ms")
     if n.graceful_restart:
         out.append("  graceful restart aware;")
     if router.deterministic_med:
@@ -126,6 +130,6 @@ def _protocol(router: Router, n: Neighbor, name: str) -> list[str]:
                 f"    export filter edge_speaker_out_{short};",
                 "  };"]
     out += ["}", ""]
-    if n.bfd and n is next(x for x in router.neighbors if x.bfd):
+    if n.bfd is not None and n is next(x for x in router.neighbors if x.bfd is not None):
         out += ["protocol bfd edge_speaker_bfd {", "}", ""]
     return out

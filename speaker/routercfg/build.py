@@ -19,6 +19,7 @@ from speaker.config.bgp import BgpConfig, PeerConfig
 from speaker.routercfg.model import (
     FAMILIES,
     PASSWORD_PLACEHOLDER,
+    Bfd,
     ImportPolicy,
     IPAddress,
     Neighbor,
@@ -264,7 +265,9 @@ def _neighbor(s: _Session, router_asn: int, policy_of: dict[str, str],
         families=tuple(f for f in FAMILIES if f in peer.families),
         graceful_restart=peer.graceful_restart.enabled,
         restart_time=round(peer.graceful_restart.restart_time),
-        bfd=peer.bfd,
+        bfd=Bfd(transmit_ms=peer.bfd.min_rx_ms, receive_ms=peer.bfd.min_tx_ms,
+                multiplier=peer.bfd.multiplier, multihop=peer.multihop is not None)
+        if peer.bfd.enabled else None,
         appliance_passive=peer.passive,
         import_policy=policy_of[name],
         max_prefix_ipv4=max_prefix(n4),

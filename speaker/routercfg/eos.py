@@ -71,8 +71,10 @@ def _neighbor(n: Neighbor) -> list[str]:
         out.append(f"{p} password 0 {n.password}")
     if n.multihop is not None and not n.internal:
         out.append(f"{p} ebgp-multihop {n.multihop}")
-    if n.bfd:
-        out.append(f"{p} bfd")
+    if n.bfd is not None:
+        b = n.bfd
+        out += [f"{p} bfd", f"{p} bfd interval {b.transmit_ms} min-rx {b.receive_ms} "
+                f"multiplier {b.multiplier}"]
     if n.graceful_restart:
         out.append(f"{p} graceful-restart-helper")
     limit = sum(n.max_prefix(f) for f in n.families)  # one limit over every family

@@ -9,7 +9,7 @@ from speaker.routercfg.common import (
     policy_families,
     policy_name,
 )
-from speaker.routercfg.model import Family, Neighbor, Router, RouterConfigModel
+from speaker.routercfg.model import Bfd, Family, Neighbor, Router, RouterConfigModel
 
 EXPORT_POLICY = "EDGE-SPEAKER-OUT"
 AFI = {"ipv4-unicast": "ipv4 unicast", "ipv6-unicast": "ipv6 unicast"}
@@ -23,6 +23,7 @@ def render(model: RouterConfigModel, router: Router) -> str:
     out = [f"! {line}".rstrip() for line in header_lines(model, router, "frr")]
     out.append("!")
     out += _policies(router)
+    out += _bfd_profiles(router)
     out += _bgp(router)
     return "\n".join(out) + "\n"
 
@@ -44,6 +45,24 @@ def _policies(router: Router) -> list[str]:
                     "!"]
     out += [f"route-map {EXPORT_POLICY} deny 10", "exit", "!"]
     return out
+
+
+def bfd_profile(bfd: Bfd) -> str:
+    """Name of the bfdd profile holding these timers."""
+    return f"edge-speaker-{bfd.transmit_ms}-{bfd.receive_ms}x{bfd.multiplier}"
+
+
+def _bfd_profiles(router: Router) -> list[str]:
+    timers = sorted({n.bfd for n in router.neighbors if n.bfd is not None},
+                    key=bfd_profile)
+    if not timers:
+        return []
+    out = ["bfd"]
+    for b in timers:
+        out += [f" profile {bfd_profile(b)}", f"  transmit-interval {b.transmit_ms}",
+                f"  receive-interval {b.receive_ms}", f"  detect-multiplier {b.multiplier}",
+                " exit"]
+    return [*out, "exit", "!"]
 
 
 def _bgp(router: Router) -> list[str]:
@@ -76,8 +95,9 @@ def _neighbor(n: Neighbor) -> list[str]:
         out.append(f"{p} password {n.password}")
     if n.multihop is not None and not n.internal:
         out.append(f"{p} ebgp-multihop {n.multihop}")
-    if n.bfd:
-        out.append(f"{p} bfd")
+    if n.bfd is not None:
+        # bgpd asks bfdd for a multihop session when the peering is multihop
+        out += [f"{p} bfd", f"{p} bfd profile {bfd_profile(n.bfd)}"]
     if n.graceful_restart:
         out.append(f"{p} graceful-restart-helper")
     return out

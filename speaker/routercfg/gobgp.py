@@ -18,7 +18,11 @@ def render(model: RouterConfigModel, router: Router) -> str:
     """The whole gobgpd.toml for one router."""
     out = [f"# {line}".rstrip() for line in header_lines(model, router, "gobgp")]
     if router.bfd():
-        out.append("# BFD: GoBGP has no BFD; the appliances' bfd: true is not honoured here.")
+        out.append("# BFD: GoBGP has no BFD. The appliances run BFD towards this router, but")
+        out.append("# GoBGP cannot answer it: a dead appliance is noticed only when the hold")
+        out.append("# timer expires (" + ", ".join(sorted({
+            f"{n.appliance} {n.hold_time} s" for n in router.neighbors if n.bfd is not None}))
+            + "), not after the BFD detection time.")
     out += ["", "[global.config]", f"  as = {router.asn}"]
     if router.router_id is not None:
         out.append(f"  router-id = {quoted(str(router.router_id))}")

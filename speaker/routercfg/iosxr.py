@@ -84,8 +84,12 @@ def _neighbor(router: Router, n: Neighbor) -> list[str]:
         out.append(f"  password clear {n.password}")
     if n.multihop is not None and not n.internal:
         out.append(f"  ebgp-multihop {n.multihop}")
-    if n.bfd:
-        out += ["  bfd fast-detect", "  bfd minimum-interval 300", "  bfd multiplier 3"]
+    if n.bfd is not None:
+        b = n.bfd
+        # IOS-XR has one interval for both directions: the slower of the two keeps
+        # the appliance within what it asked for
+        out += ["  bfd fast-detect", f"  bfd minimum-interval {max(b.transmit_ms, b.receive_ms)}",
+                f"  bfd multiplier {b.multiplier}"]
     for family in n.families:
         if n not in neighbors_in(router, family):
             continue

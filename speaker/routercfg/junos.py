@@ -127,10 +127,14 @@ def _neighbor(t: _Tree, n: Neighbor) -> None:
         t.open("multihop")
         t.leaf(f"ttl {n.multihop}")
         t.close()
-    if n.bfd:
+    if n.bfd is not None:
         t.open("bfd-liveness-detection")
-        t.leaf("minimum-interval 300")
-        t.leaf("multiplier 3")
+        t.leaf(f"minimum-receive-interval {n.bfd.receive_ms}")
+        t.leaf(f"multiplier {n.bfd.multiplier}")
+        t.leaf(f"session-mode {'multihop' if n.bfd.multihop else 'single-hop'}")
+        t.open("transmit-interval")
+        t.leaf(f"minimum-interval {n.bfd.transmit_ms}")
+        t.close()
         t.close()
     if n.graceful_restart:
         t.leaf("graceful-restart")

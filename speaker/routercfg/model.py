@@ -54,6 +54,26 @@ class ImportPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Bfd:
+    """BFD on one session, from the router's side: the mirror of what the appliance
+    runs (bgp.peers[].bfd), so both ends negotiate exactly the configured timers."""
+
+    transmit_ms: int
+    """The router's desired transmit interval = the appliance's min_rx."""
+    receive_ms: int
+    """The router's required receive interval = the appliance's min_tx."""
+    multiplier: int
+    """Detect multiplier (the same on both ends)."""
+    multihop: bool
+    """RFC 5883 multihop session (the peering is multihop), else RFC 5881 single-hop."""
+
+    @property
+    def detection_ms(self) -> int:
+        """How long the router takes to notice a dead appliance."""
+        return self.multiplier * max(self.transmit_ms, self.receive_ms)
+
+
+@dataclass(frozen=True, slots=True)
 class Neighbor:
     """One BGP session as the router sees it: the neighbor is an appliance."""
 
@@ -83,8 +103,8 @@ class Neighbor:
     """The appliance offers graceful restart: the router should act as helper."""
     restart_time: int
     """The appliance's graceful-restart time in seconds (informational for the router)."""
-    bfd: bool
-    """The appliance asks for BFD on this session."""
+    bfd: Bfd | None
+    """BFD timers of this session; None when the appliance runs no BFD with this router."""
     appliance_passive: bool
     """The appliance only listens: the router must open the session."""
     import_policy: str
@@ -146,7 +166,7 @@ class Router:
 
     def bfd(self) -> bool:
         """True when any neighbor asks for BFD."""
-        return any(n.bfd for n in self.neighbors)
+        return any(n.bfd is not None for n in self.neighbors)
 
     def graceful_restart(self) -> bool:
         """True when any neighbor offers graceful restart."""

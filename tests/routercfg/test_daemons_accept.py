@@ -45,12 +45,30 @@ def test_frr_accepts(case: str, router: str | None, conf_dir: Path,
     vtysh = subprocess.run(["vtysh", "-C", "-f", str(path)], capture_output=True, text=True,
                            check=False)
     assert vtysh.returncode == 0, vtysh.stdout + vtysh.stderr
-    # bgpd's own dry run exits 0 even on errors: an error is an "[EC ...]" log line
-    bgpd = subprocess.run(["/usr/lib/frr/bgpd", "-C", "-f", str(path)], capture_output=True,
-                          text=True, check=False)
-    errors = [line for line in (bgpd.stdout + bgpd.stderr).splitlines() if "[EC " in line]
-    assert bgpd.returncode == 0
-    assert errors == []
+    # each daemon's own dry run exits 0 even on errors: an error is an "[EC ...]" log
+    # line. The integrated frr.conf holds a `bfd` block (bfdd's) beside bgpd's part.
+    bgp_part, bfd_part = _split_bfd(path.read_text())
+    parts = [("bgpd", _write(conf_dir, bgp_part, "bgpd.conf"))]
+    if bfd_part:
+        parts.append(("bfdd", _write(conf_dir, bfd_part, "bfdd.conf")))
+    for daemon, part in parts:
+        run = subprocess.run([f"/usr/lib/frr/{daemon}", "-C", "-f", str(part)],
+                             capture_output=True, text=True, check=False)
+        errors = [line for line in (run.stdout + run.stderr).splitlines() if "[EC " in line]
+        assert run.returncode == 0
+        assert errors == [], daemon
+
+
+def _split_bfd(text: str) -> tuple[str, str]:
+    """(everything but the top-level `bfd` block, that block)."""
+    bgp, bfd, inside = [], [], False
+    for line in text.splitlines(keepends=True):
+        if line.rstrip() == "bfd":
+            inside = True
+        (bfd if inside else bgp).append(line)
+        if inside and line.rstrip() == "exit":
+            inside = False
+    return "".join(bgp), "".join(bfd)
 
 
 @pytest.mark.skipif(not shutil.which("bird"), reason="BIRD is not installed")
