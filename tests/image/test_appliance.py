@@ -103,8 +103,9 @@ def test_reload_with_a_bad_config_keeps_serving(appliance_lab: ApplianceLab) -> 
     al = appliance_lab
     ssh = al.appliance.ssh
     live = "/etc/edge-speaker/speaker.yaml"
-    ssh(f"cp {live} /run/good.yaml && sed -i 's/scheduler: rr/scheduler: random/' {live} "
-        f"&& systemctl reload edge-speaker")
+    # the live file is a symlink into the persistent partition (the root is read-only)
+    ssh(f"cp {live} /run/good.yaml && sed -i --follow-symlinks "
+        f"'s/scheduler: rr/scheduler: random/' {live} && systemctl reload edge-speaker")
     wait_for("the rejection in the journal at priority err", lambda: "config_reload_rejected"
              in ssh("journalctl -u edge-speaker -p err -o cat --no-pager"), timeout=60)
     assert ssh("systemctl is-active edge-speaker").strip() == "active"
