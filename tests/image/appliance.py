@@ -84,17 +84,26 @@ def speaker_yaml(**overrides: Any) -> dict[str, Any]:
 
 
 def make_medium(path: Path, files: dict[str, str]) -> None:
-    """A FAT image labelled ESCONFIG holding ``files`` (what an operator's stick holds)."""
-    path.unlink(missing_ok=True)
-    subprocess.run(["mkfs.vfat", "-n", "ESCONFIG", "-C", str(path), "4096"], check=True,
+    """A FAT image labelled ESCONFIG holding ``files`` (what an operator's stick holds).
+    An existing image is rewritten in place: a running qemu keeps the file open."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)
+    subprocess.run(["mkfs.vfat", "-n", "ESCONFIG", "-C", str(fresh), "4096"], check=True,
                    capture_output=True)
     with_files = path.parent / "medium-files"
     shutil.rmtree(with_files, ignore_errors=True)
     with_files.mkdir()
     for name, text in files.items():
         (with_files / name).write_text(text)
-        subprocess.run(["mcopy", "-o", "-i", str(path), str(with_files / name), "::/"],
+        subprocess.run(["mcopy", "-o", "-i", str(fresh), str(with_files / name), "::/"],
                        check=True, capture_output=True)
+    if path.exists():
+        with path.open("r+b") as out:
+            out.write(fresh.read_bytes())
+            out.truncate()
+        fresh.unlink()
+    else:
+        fresh.rename(path)
 
 
 class QuietServer(ThreadingHTTPServer):
