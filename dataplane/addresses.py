@@ -62,6 +62,10 @@ class VipAddresses:
             return True
         return any(address in net for net in self.ranges)
 
+    def set_ranges(self, ranges: Iterable[IPv4Network | IPv6Network]) -> None:
+        """Manage the addresses inside ``ranges`` from now on (a reload changed them)."""
+        self.ranges = tuple(ranges)
+
     def list(self) -> frozenset[IPAddress]:
         """Managed VIPs present on the interface."""
         found = set()

@@ -51,9 +51,7 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
         return status_document(sup)
 
     async def reload(_args: dict[str, Any]) -> dict[str, Any]:
-        result = sup.reload()
-        await rec.reconcile_once()
-        return result
+        return await sup.reload()
 
     async def drain(args: dict[str, Any], on: bool = True) -> dict[str, Any]:
         kind, name = _drain_key(sup, args)
@@ -95,7 +93,9 @@ def run_daemon(config_path: Path, config: AppConfig, runtime_dir: Path | None = 
     setup_logging(config.log.format, config.log.level)
     try:
         sup = Supervisor(config_path, config, runtime_dir=runtime_dir)
-    except StartupError as exc:
+    except (StartupError, NotImplementedError, LookupError, OSError) as exc:
+        # the host cannot run this config (no IPVS, no such VIP interface, ...): a clear
+        # message, never a traceback
         LOG.error("startup_failed", reason="unsupported_host", error=str(exc))
         print(f"speaker: cannot start: {exc}", file=sys.stderr)
         return 1

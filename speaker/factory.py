@@ -1,65 +1,42 @@
 """Build the real parts of an appliance from its config.
 
-The only place that knows which class implements which seam; tests build a
-supervisor with `speaker.fakes` instead (see Supervisor's `build` argument).
+The only place that knows which class implements which kind of part
+(`speaker.parts` says which kinds a config needs). `BUILDERS` has one entry per
+kind; the supervisor calls `build_part(kind, config, context)` at start-up and
+whenever a reload starts or replaces a part. Tests hand the supervisor a
+builder that makes `speaker.fakes` instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from speaker.config import AppConfig
-from speaker.reconcile.apply import Parts
-from speaker.seams import Election, Forwarder, HealthSource, Wake
+from speaker.model import L2Vip
+from speaker.parts import managed_ranges, uses_bgp, uses_dns, uses_l2
+from speaker.seams import Forwarder, Wake
 
-if TYPE_CHECKING:
-    from speaker.bfd.runner import BfdRunner
-
-
-@dataclass(slots=True)
-class Built:
-    """Everything the supervisor runs."""
-
-    parts: Parts
-    health: HealthSource
-    election: Election
-    bfd: BfdRunner | None = None
-    """The BFD child's supervisor: present with a bgp section (a reload may turn BFD on);
-    the child itself runs only while some peer asks for BFD."""
+__all__ = ["BUILDERS", "BuildContext", "StartupError", "build_part", "managed_ranges",
+           "uses_bgp", "uses_dns", "uses_l2"]
 
 
 class StartupError(Exception):
     """The appliance cannot start here (e.g. no IPVS in the kernel); the message says why."""
 
 
-def uses_bgp(config: AppConfig) -> bool:
-    """True when some service is announced by BGP."""
-    return config.bgp is not None and any(s.announce in ("bgp", "both") for s in config.services)
+@dataclass(slots=True)
+class BuildContext:
+    """What a part needs from the supervisor besides the config."""
+
+    wake: Wake
+    runtime_dir: Path
+    resolve_conflict: Callable[[L2Vip, str], bool]
+    """The running election's duplicate-owner rule (late-bound: survives an engine swap)."""
 
 
-def uses_l2(config: AppConfig) -> bool:
-    """True when some service is announced on the local segment."""
-    return any(s.announce in ("l2", "both") for s in config.services)
-
-
-def uses_dns(config: AppConfig) -> bool:
-    """True when some service publishes DNS names."""
-    return config.dns is not None and any(s.dns is not None for s in config.services)
-
-
-def managed_ranges(config: AppConfig) -> list[IPv4Network | IPv6Network]:
-    """VIP ranges edge-speaker manages: dataplane.owned_ranges, bgp.pools, every VIP."""
-    ranges: list[IPv4Network | IPv6Network] = list(config.dataplane.owned_ranges)
-    if config.bgp is not None:
-        ranges += config.bgp.pools
-    ranges += [ip_network(s.vip) for s in config.services]
-    return ranges
-
-
-def build_forwarder(config: AppConfig) -> Forwarder:
+def _forwarder(config: AppConfig, ctx: BuildContext) -> Forwarder:
     """The IPVS forwarder, or StartupError naming the missing kernel module."""
     from dataplane.ipvs.detect import IpvsUnavailableError, require_ipvs
     from dataplane.ipvs.forwarder import IpvsForwarder
@@ -79,40 +56,78 @@ def build_forwarder(config: AppConfig) -> Forwarder:
     return IpvsForwarder(ownership, state_file=config.dataplane.state_file)
 
 
-def build_parts(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
-    """Instantiate the real parts this config needs."""
-    from dataplane.addresses import VipAddresses
-    from speaker.election import make_election
+def _health(config: AppConfig, ctx: BuildContext) -> object:
     from speaker.health import HealthChecker
 
-    forwarder = build_forwarder(config) if config.dataplane.ipvs else None
-    bgp = None
-    if uses_bgp(config):
-        from speaker.bgp import ExaBgpSpeaker
+    return HealthChecker(config, ctx.wake)
 
-        bgp = ExaBgpSpeaker(config, wake, runtime_dir=runtime_dir / "bgp")
-    election = make_election(config, wake)
-    l2 = None
-    if uses_l2(config):
-        from speaker.l2 import L2Responder
 
-        # a duplicate owner is resolved by the election's rule (lower priority yields)
-        l2 = L2Responder(config, wake, conflict_hook=election.resolve_conflict)
-    dns = None
-    if uses_dns(config):
-        from speaker.dns import DnsPublisher
+def _election(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.election import make_election
 
-        dns = DnsPublisher(config, wake)
-    hooks = None
-    if config.hooks:
-        from speaker.hooks import HookRunner
+    return make_election(config, ctx.wake)
 
-        hooks = HookRunner(config)
-    addresses = VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
-    parts = Parts(addresses, forwarder, bgp, l2, dns, hooks)
-    bfd = None
-    if config.bgp is not None:
-        from speaker.bfd.runner import BfdRunner
 
-        bfd = BfdRunner(config, wake)
-    return Built(parts, HealthChecker(config, wake), election, bfd)
+def _bgp(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.bgp import ExaBgpSpeaker
+
+    return ExaBgpSpeaker(config, ctx.wake, runtime_dir=ctx.runtime_dir / "bgp")
+
+
+def _l2(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.l2 import L2Responder
+
+    # a duplicate owner is resolved by the election's rule (lower priority yields)
+    return L2Responder(config, ctx.wake, conflict_hook=ctx.resolve_conflict)
+
+
+def _bfd(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.bfd.runner import BfdRunner
+
+    return BfdRunner(config, ctx.wake)
+
+
+def _dns(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.dns import DnsPublisher
+
+    return DnsPublisher(config, ctx.wake)
+
+
+def _hooks(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.hooks import HookRunner
+
+    return HookRunner(config)
+
+
+def _addresses(config: AppConfig, ctx: BuildContext) -> object:
+    from dataplane.addresses import VipAddresses
+
+    return VipAddresses(config.dataplane.vip_interface, managed_ranges(config))
+
+
+def _sync(config: AppConfig, ctx: BuildContext) -> object:
+    from dataplane.connsync import KernelConnSync
+
+    return KernelConnSync()
+
+
+def _sysctls(config: AppConfig, ctx: BuildContext) -> object:
+    from speaker.sysctls import SysctlGuard
+
+    return SysctlGuard(config, ctx.wake)
+
+
+Builder = Callable[[AppConfig, BuildContext], object]
+BUILDERS: dict[str, Builder] = {
+    "health": _health, "election": _election, "bgp": _bgp, "bfd": _bfd, "l2": _l2, "dns": _dns,
+    "hooks": _hooks, "forwarder": _forwarder, "sync": _sync, "addresses": _addresses,
+    "sysctls": _sysctls,
+}
+"""One builder per kind of part that is an object (api, metrics, log are the daemon's)."""
+
+
+def build_part(kind: str, config: AppConfig, ctx: BuildContext) -> object | None:
+    """The real part of `kind` for `config` (None: a kind the daemon handles itself)."""
+    builder = BUILDERS.get(kind)
+    return None if builder is None else builder(config, ctx)
+

@@ -9,11 +9,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
 
+from dataplane.connsync import ConnSyncState
 from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.plan import Op as IpvsOp
 from dataplane.ipvs.plan import apply_to_table
+from dataplane.ipvs.syncd import DaemonOp, plan_daemons
 from speaker.config import AppConfig
-from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
+from speaker.model import (
+    BackendHealth,
+    BgpAnnouncement,
+    IPAddress,
+    IPNetwork,
+    L2Vip,
+    Leadership,
+    PeerState,
+)
 
 
 class _Part:
@@ -138,15 +148,25 @@ class FakeDns(_Part):
 
 
 class FakeAddresses:
-    """VIP addresses in a set."""
+    """VIP addresses in a set; with `ranges`, only those inside are listed (as the real
+    VipAddresses does: an address outside every range is not managed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ranges: Collection[IPNetwork] | None = None) -> None:
         self.present: set[IPAddress] = set()
+        self.ranges = None if ranges is None else tuple(ranges)
+        self.added: list[IPAddress] = []
+
+    def set_ranges(self, ranges: Collection[IPNetwork]) -> None:
+        self.ranges = tuple(ranges)
 
     def list(self) -> frozenset[IPAddress]:
-        return frozenset(self.present)
+        if self.ranges is None:
+            return frozenset(self.present)
+        return frozenset(a for a in self.present
+                         if any(a.version == r.version and a in r for r in self.ranges))
 
     def add(self, address: IPAddress) -> None:
+        self.added.append(address)
         self.present.add(address)
 
     def remove(self, address: IPAddress) -> None:
@@ -161,9 +181,16 @@ class FakeForwarder:
         self.foreign = frozenset(self.table.services)
         self.applied: list[IpvsOp] = []
         self.stats = IpvsStats()
+        self.dumps = 0
+        self._known: IpvsTable | None = None
 
     def observe(self) -> IpvsTable:
+        self.dumps += 1
+        self._known = self.table
         return self.table
+
+    def known(self) -> IpvsTable:
+        return self._known if self._known is not None else self.observe()
 
     def owned(self, key: ServiceKey) -> bool:
         return key not in self.foreign
@@ -174,3 +201,22 @@ class FakeForwarder:
     def apply(self, ops: Sequence[IpvsOp]) -> None:
         self.applied.extend(ops)
         self.table = apply_to_table(self.table, tuple(ops))
+        if self._known is not None:
+            self._known = apply_to_table(self._known, tuple(ops))
+
+
+class FakeConnSync:
+    """Records the connection-sync state the reconciler asks for."""
+
+    def __init__(self) -> None:
+        self.state: ConnSyncState | None = None
+        self.calls = 0
+        self.fail: Exception | None = None
+
+    def set(self, state: ConnSyncState, verify: bool = False) -> tuple[DaemonOp, ...]:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        before = self.state.daemons if self.state is not None else frozenset()
+        self.state = state
+        return plan_daemons(state.daemons, before)

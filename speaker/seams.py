@@ -12,10 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
+from dataplane.connsync import ConnSyncState
 from dataplane.ipvs.model import IpvsStats, IpvsTable, ServiceKey
 from dataplane.ipvs.plan import Op as IpvsOp
+from dataplane.ipvs.syncd import DaemonOp
 from speaker.config import AppConfig
-from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership, PeerState
+from speaker.model import (
+    BackendHealth,
+    BgpAnnouncement,
+    IPAddress,
+    IPNetwork,
+    L2Vip,
+    Leadership,
+    PeerState,
+)
 
 Wake = Callable[[str], None]
 """Called by a part with a short event name ('backend_down', 'session_up', ...);
@@ -136,12 +146,31 @@ class VipAddresses(Protocol):
         """Remove; already absent is success."""
         ...
 
+    def set_ranges(self, ranges: Collection[IPNetwork]) -> None:
+        """Manage exactly the addresses inside these ranges from now on (a reload)."""
+        ...
+
+
+class ConnSync(Protocol):
+    """IPVS connection sync daemons and the kernel settings for connection survival
+    (dataplane/connsync.py). Blocking: run it in a thread."""
+
+    def set(self, state: ConnSyncState, verify: bool = False) -> tuple[DaemonOp, ...]:
+        """Make the kernel match ``state`` (full state); ``verify`` re-reads the kernel
+        even if ``state`` is unchanged. Returns the daemon ops taken."""
+        ...
+
 
 class Forwarder(Protocol):
     """IPVS (kernel side, in dataplane/). Blocking calls: run them in a thread."""
 
     def observe(self) -> IpvsTable:
         """Dump the kernel's table (services and dests)."""
+        ...
+
+    def known(self) -> IpvsTable:
+        """The table as last observed plus every op applied since (no dump); after a
+        failed apply, or before any dump, the same as :meth:`observe`."""
         ...
 
     def owned(self, key: ServiceKey) -> bool:

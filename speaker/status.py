@@ -41,6 +41,27 @@ def _backends(sup: Supervisor, service: str, reasons: dict[str, Reason]) -> list
     return out
 
 
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _l2_reason(decided: Reason, owned: bool, vip: str, yielded: set[str]) -> str:
+    """What is true on the wire: a decided VIP that the responder yielded to another
+    owner (duplicate-owner rule) says so; one not (yet) answered says `pending`."""
+    if decided in _ON and not owned:
+        return "yielded_to_other_owner" if vip in yielded else "pending"
+    return decided.value
+
+
+def _bgp_reason(decided: Reason, announced: bool) -> str:
+    """`pending` while a decided route is not (yet) acked by the speaker."""
+    return "pending" if decided in _ON and not announced else decided.value
+
+
 def _vips(sup: Supervisor) -> list[dict[str, Any]]:
     desired = sup.reconciler.desired
     if desired is None:
@@ -48,6 +69,9 @@ def _vips(sup: Supervisor) -> list[dict[str, Any]]:
     parts = sup.built.parts
     announced = {a.prefix.network_address: a for a in parts.bgp.announced()} if parts.bgp else {}
     owned = {v.address: v for v in parts.l2.owned()} if parts.l2 else {}
+    l2_detail = parts.l2.status() if parts.l2 else {}
+    yielded = set(_strings(l2_detail.get("yielded")))
+    conflicts = {str(c.get("vip")): c for c in _dicts(l2_detail.get("conflicts"))}
     peers = sorted(parts.bgp.sessions()) if parts.bgp else []
     vips = []
     for d in desired.decisions:
@@ -64,16 +88,42 @@ def _vips(sup: Supervisor) -> list[dict[str, Any]]:
             "quorum": ({"min_healthy": svc.quorum.min_healthy, "below": svc.quorum.below}
                        if svc else None),
             "fail_open": d.fail_open,
-            "bgp": {"reason": d.bgp.value, "desired": d.bgp in _ON,
+            "bgp": {"reason": _bgp_reason(d.bgp, ann is not None), "decided": d.bgp.value,
+                    "desired": d.bgp in _ON,
                     "announced": ann is not None,
                     "to": list(ann.peers or peers) if ann else [],
                     "attributes": None if ann is None else {
                         k: v for k, v in asdict(ann).items() if k not in ("prefix", "peers")}},
-            "l2": {"reason": d.l2.value, "desired": d.l2 in _ON, "owned": d.vip in owned,
-                   "interfaces": list(owned[d.vip].interfaces) if d.vip in owned else []},
+            "l2": {"reason": _l2_reason(d.l2, d.vip in owned, str(d.vip), yielded),
+                   "decided": d.l2.value, "desired": d.l2 in _ON, "owned": d.vip in owned,
+                   "interfaces": list(owned[d.vip].interfaces) if d.vip in owned else [],
+                   "conflict": conflicts.get(str(d.vip))},
             "backends": _backends(sup, d.service, d.backends),
         })
     return vips
+
+
+def health_verdict(doc: dict[str, Any]) -> tuple[str, list[str]]:
+    """`healthy`, `degraded` or `unhealthy`, with the reasons (drives the exit code of
+    `speaker status`: 0 healthy, 1 otherwise)."""
+    reasons: list[str] = []
+    if not doc["ready"]:
+        reasons.append("not_ready")
+    app = doc["appliance"]
+    if not app["healthy"]:
+        return "unhealthy", reasons + [f"appliance:{r}" for r in app["reasons"]]
+    last = doc["reconcile"]["last"]
+    if last is not None and not last["ok"]:
+        reasons.append("reconcile_errors")
+    if not doc["config"]["last_reload"]["ok"]:
+        reasons.append("last_reload_rejected")
+    reasons += [f"{mode}:{vip['vip']}:{vip[mode]['reason']}" for vip in doc["vips"]
+                for mode in ("bgp", "l2")
+                if vip[mode]["reason"] in ("pending", "yielded_to_other_owner")]
+    reasons += [f"peer_down:{p['name']}" for p in doc["peers"] if p["state"] != "up"]
+    reasons += [f"bfd_down:{p['name']}" for p in doc["peers"] if p.get("path") == "suspect"]
+    reasons += [f"sysctl:{m['name']}" for m in doc["sysctls"]["mismatches"]]
+    return ("degraded" if reasons else "healthy"), reasons
 
 
 def _peers(sup: Supervisor) -> list[dict[str, Any]]:
@@ -106,7 +156,9 @@ def status_document(sup: Supervisor) -> dict[str, Any]:
     last = rec.last
     from speaker.supervisor import package_version
 
-    return {
+    guard = sup.objects.get("sysctls")
+    sysctls = guard.status() if guard is not None and hasattr(guard, "status") else {}
+    doc: dict[str, Any] = {
         "node": sup.config.node.name,
         "version": package_version(),
         "uptime_s": round(time.monotonic() - sup.started, 1),
@@ -121,4 +173,11 @@ def status_document(sup: Supervisor) -> dict[str, Any]:
             "ok": last.ok, "ops": last.ops, "duration_s": round(last.duration, 6),
             "age_s": round(time.monotonic() - last.finished, 3), "errors": last.errors}},
         "components": {type(c).__name__: c.status() for c in sup.components()},
+        "parts": {k: {"variant": v.variant, "running": k in sup.objects or not v.component}
+                  for k, v in sup.specs.items()},
+        "sysctls": {"managed": sup.config.dataplane.manage_sysctls,
+                    "mismatches": list(sysctls.get("mismatches", []))},
     }
+    state, reasons = health_verdict(doc)
+    doc["health"] = {"state": state, "reasons": reasons}
+    return doc

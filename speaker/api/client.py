@@ -12,6 +12,14 @@ class ApiError(Exception):
     """The daemon could not be reached or refused the request."""
 
 
+class DaemonUnreachableError(ApiError):
+    """No daemon answers on the socket (not running, wrong socket, no permission)."""
+
+
+class RequestRefusedError(ApiError):
+    """The daemon answered and refused the request (unknown service or backend, ...)."""
+
+
 def request(socket_path: Path, command: str, timeout: float = 10.0, **args: Any) -> Any:
     """Send one request and return the response's `result` (ApiError on failure)."""
     try:
@@ -26,14 +34,15 @@ def request(socket_path: Path, command: str, timeout: float = 10.0, **args: Any)
                     break
                 chunks.append(chunk)
     except FileNotFoundError:
-        raise ApiError(f"no daemon socket at {socket_path} (is `speaker run` running?)") from None
+        raise DaemonUnreachableError(
+            f"no daemon socket at {socket_path} (is `speaker run` running?)") from None
     except OSError as exc:
-        raise ApiError(f"cannot talk to the daemon at {socket_path}: {exc.strerror or exc}"
-                       ) from None
+        raise DaemonUnreachableError(
+            f"cannot talk to the daemon at {socket_path}: {exc.strerror or exc}") from None
     try:
         response = json.loads(b"".join(chunks))
     except ValueError:
-        raise ApiError("the daemon sent an unreadable response") from None
+        raise DaemonUnreachableError("the daemon sent an unreadable response") from None
     if not response.get("ok"):
-        raise ApiError(str(response.get("error", "request failed")))
+        raise RequestRefusedError(str(response.get("error", "request failed")))
     return response.get("result")

@@ -46,7 +46,10 @@ class ApiServer:
                 try:
                     response = {"ok": True, "result": await handler(args)}
                 except (ValueError, KeyError) as exc:
-                    response = {"ok": False, "error": str(exc).strip("'\"")}
+                    # str(KeyError) adds quotes; a ValueError's message is kept whole
+                    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args \
+                        else str(exc)
+                    response = {"ok": False, "error": message}
             writer.write(json.dumps(response, default=str).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError) as exc:

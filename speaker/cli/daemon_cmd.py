@@ -1,4 +1,9 @@
-"""`speaker run` and the commands that talk to a running daemon."""
+"""`speaker run` and the commands that talk to a running daemon.
+
+Exit codes of the commands that talk to the daemon: 0 ok (`status`: healthy),
+1 `status` degraded/unhealthy or `reload` rejected, 2 the daemon refused the
+request (e.g. no such service or backend), 3 the daemon cannot be reached.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 
 import click
 
-from speaker.api.client import ApiError, request
+from speaker.api.client import DaemonUnreachableError, RequestRefusedError, request
 from speaker.cli.common import CONFIG_OPTION, fail, load_or_exit, print_json
 from speaker.cli.render import render_status
 
@@ -28,8 +33,10 @@ def _socket(socket_path: Path | None, config_path: Path | None) -> Path:
 def _call(socket_path: Path | None, config_path: Path | None, command: str, **args: Any) -> Any:
     try:
         return request(_socket(socket_path, config_path), command, **args)
-    except ApiError as exc:
+    except DaemonUnreachableError as exc:
         fail(str(exc), 3)
+    except RequestRefusedError as exc:
+        fail(f"{command} refused by the daemon: {exc}", 2)
 
 
 @click.command()
@@ -50,12 +57,17 @@ def run(config_path: Path, runtime_dir: Path | None) -> None:
 @click.option("--no-backends", is_flag=True, help="Leave out the per-backend table.")
 def status(socket_path: Path | None, config_path: Path | None, as_json: bool,
            no_backends: bool) -> None:
-    """Show VIPs, backends, BGP sessions and election state of the running daemon."""
+    """Show VIPs, backends, BGP sessions and election state of the running daemon.
+
+    Exits 0 when healthy, 1 when degraded or unhealthy, 3 when the daemon cannot be
+    reached."""
     doc = _call(socket_path, config_path, "status")
     if as_json:
         print_json(doc)
     else:
         click.echo(render_status(doc, backends=not no_backends))
+    if doc.get("health", {}).get("state", "healthy") != "healthy":
+        sys.exit(1)
 
 
 @click.command()
@@ -63,12 +75,16 @@ def status(socket_path: Path | None, config_path: Path | None, as_json: bool,
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
 def reload(socket_path: Path | None, config_path: Path | None, as_json: bool) -> None:
-    """Re-read the config file; a bad one is rejected and the running config kept."""
+    """Re-read the config file; a bad one (or one that needs a restart) is rejected and
+    the running config kept. Prints one line per change; exits 1 if rejected."""
     result = _call(socket_path, config_path, "reload")
     if as_json:
         print_json(result)
     elif result["ok"]:
-        click.echo("reloaded")
+        changes = result.get("changes") or []
+        click.echo("reloaded" + ("" if changes else ": nothing changed"))
+        for line in changes:
+            click.echo(f"  {line}")
     else:
         click.echo("reload REJECTED; the running config is kept:", err=True)
         for error in result["errors"]:

@@ -49,6 +49,11 @@ def render_status(doc: dict[str, Any], backends: bool = True) -> str:
     drains = app["drains"]
     drained = " DRAINED" if drains["appliance"] else ""
     lines.append(f"appliance {health}{drained}")
+    verdict = doc.get("health")
+    if verdict and verdict["state"] != "healthy":
+        lines.append(f"status {verdict['state'].upper()}: " + ", ".join(verdict["reasons"]))
+    lines += [f"sysctl {m['name']} is {m['have']}, want {m['want']}: {m['reason']}"
+              for m in doc.get("sysctls", {}).get("mismatches", [])]
     reload = doc["config"]["last_reload"]
     if not reload["ok"]:
         lines.append("last reload REJECTED (running config kept):")

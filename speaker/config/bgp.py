@@ -3,24 +3,49 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
+from speaker.config.errors import FieldValueError
+from speaker.config.secrets import read_password_file
 from speaker.config.types import (
     Asn,
     Community,
     LargeCommunity,
     Name,
     PositiveSeconds,
+    SafePath,
     SafeText,
     Seconds,
+    reject_control_chars,
 )
 
 _PASSWORD_UNSAFE = frozenset(" \"'#!;{}?\\")
 Family = Literal["ipv4-unicast", "ipv6-unicast"]
 BgpMode = Literal["ecmp", "active-backup"]
+
+
+MD5_KEY_MAX_BYTES = 80
+"""TCP_MD5SIG_MAXKEYLEN of the Linux kernel."""
+
+
+def check_md5_key(value: str) -> str:
+    """A TCP-MD5 key every part can carry: <= 80 bytes of UTF-8, no control, bidi or
+    router-syntax characters."""
+    reject_control_chars(value)
+    if not value:
+        raise ValueError("must not be empty")
+    size = len(value.encode("utf-8"))
+    if size > MD5_KEY_MAX_BYTES:
+        raise ValueError(f"is {size} bytes in UTF-8; a TCP-MD5 key is at most "
+                         f"{MD5_KEY_MAX_BYTES} bytes (kernel limit)")
+    bad = sorted({c for c in value if c in _PASSWORD_UNSAFE})
+    if bad:
+        raise ValueError(f"must not contain {' '.join(repr(c) for c in bad)}"
+                         " (they break router config syntax)")
+    return value
 
 
 class GracefulRestart(Section):
@@ -32,7 +57,8 @@ class GracefulRestart(Section):
     @model_validator(mode="after")
     def _check_time(self) -> GracefulRestart:
         if self.restart_time > 4095:
-            raise ValueError("restart_time must be at most 4095 s (12-bit field)")
+            raise FieldValueError(("restart_time",),
+                                  "restart_time must be at most 4095 s (12-bit field)")
         return self
 
 
@@ -83,8 +109,14 @@ class PeerConfig(Section):
     local_address: IPv4Address | IPv6Address | None = None
     description: SafeText | None = None
     password: SafeText | None = Field(default=None, min_length=1, max_length=80)
-    """TCP-MD5 (RFC 2385) key; at most 80 bytes (kernel limit)."""
+    """TCP-MD5 (RFC 2385) key; at most 80 bytes in UTF-8 (kernel limit)."""
+    password_file: SafePath | None = None
+    """Read the TCP-MD5 key from this file instead (absolute path; a regular file not
+    readable by others; one line, trailing newline ignored). Read at every load, so a
+    reload picks up a changed key; `password` then holds the key read."""
     hold_time: PositiveSeconds = 9.0
+    """BGP hold time, 3..65535 s (0, "no hold timer", is not supported: the appliance
+    relies on it to notice a dead router)."""
     keepalive: PositiveSeconds | None = None
     """Keepalive the router side is rendered with (router-config). ExaBGP itself always
     sends keepalives at hold_time / 3; a different value is logged as ignored."""
@@ -97,6 +129,24 @@ class PeerConfig(Section):
     The appliance runs it (speaker/bfd) and router-config renders the same timers."""
     passive: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _password_from_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("password_file") is None:
+            return data
+        if data.get("password") is not None:
+            raise FieldValueError(("password_file",), "give password or password_file, "
+                                  "not both")
+        try:
+            key = read_password_file(data["password_file"])
+        except ValueError as exc:
+            raise FieldValueError(("password_file",), str(exc)) from None
+        try:
+            check_md5_key(key)
+        except ValueError as exc:
+            raise FieldValueError(("password_file",), f"the key in the file {exc}") from None
+        return {**data, "password": key}
+
     @field_validator("bfd", mode="before")
     @classmethod
     def _bfd_shorthand(cls, value: object) -> object:
@@ -108,22 +158,22 @@ class PeerConfig(Section):
     @classmethod
     def _router_safe_password(cls, value: str | None) -> str | None:
         if value is not None:
-            bad = sorted({c for c in value if c in _PASSWORD_UNSAFE})
-            if bad:
-                raise ValueError(f"password must not contain {' '.join(repr(c) for c in bad)}"
-                                 " (they break router config syntax)")
+            check_md5_key(value)
         return value
 
     @model_validator(mode="after")
     def _check_timers(self) -> PeerConfig:
-        if self.hold_time < 3:
-            raise ValueError("hold_time must be 0 or at least 3 s (RFC 4271); use >= 3")
+        if not 3 <= round(self.hold_time) <= 65535:
+            raise FieldValueError(("hold_time",), "hold_time must be 3..65535 s (RFC 4271; "
+                                  "0, no hold timer, is not supported by the appliance)")
         if self.keepalive is not None and self.keepalive >= self.hold_time:
-            raise ValueError("keepalive must be shorter than hold_time")
+            raise FieldValueError(("keepalive",), "keepalive must be shorter than hold_time")
         if not self.families:
-            raise ValueError("families must name at least one address family")
+            raise FieldValueError(("families",), "families must name at least one address "
+                                  "family")
         if self.local_address is not None and self.local_address.version != self.address.version:
-            raise ValueError("local_address and address must be the same IP version")
+            raise FieldValueError(("local_address",), "local_address and address must be the "
+                                  "same IP version")
         return self
 
     @property
@@ -172,12 +222,25 @@ class BgpConfig(Section):
     exabgp: SafeText | None = None
     """Path of the exabgp executable; default: the one next to this Python."""
 
+    @field_validator("pools")
+    @classmethod
+    def _no_catch_all(cls, pools: list[IPv4Network | IPv6Network]
+                      ) -> list[IPv4Network | IPv6Network]:
+        for i, pool in enumerate(pools):
+            if pool.prefixlen == 0:
+                raise FieldValueError((i,), f"{pool} is a catch-all pool: the routers would "
+                                      "accept any host route from the appliances; list the "
+                                      "VIP ranges")
+        return pools
+
     @model_validator(mode="after")
     def _unique_peers(self) -> BgpConfig:
-        addrs = [str(p.address) for p in self.peers]
-        names = [p.name for p in self.peers]
-        for label, values in (("address", addrs), ("name", names)):
-            dupes = sorted({v for v in values if values.count(v) > 1})
-            if dupes:
-                raise ValueError(f"peer {label} listed twice: {', '.join(dupes)}")
+        for label in ("address", "name"):
+            first: dict[str, int] = {}
+            for i, peer in enumerate(self.peers):
+                value = str(getattr(peer, label))
+                if value in first:
+                    raise FieldValueError(("peers", i, label), f"peer {label} {value} is "
+                                          f"already used by bgp.peers[{first[value]}]")
+                first[value] = i
         return self

@@ -13,13 +13,13 @@ import base64
 import binascii
 import re
 from ipaddress import IPv4Address, IPv6Address
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
-from speaker.config.types import Name, Port, PositiveSeconds, SafeText
+from speaker.config.secrets import read_secret_file
+from speaker.config.types import Name, Port, PositiveSeconds, SafePath, SafeText
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 TsigAlgorithm = Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224",
@@ -59,7 +59,7 @@ class TsigKey(Section):
     algorithm: TsigAlgorithm = "hmac-sha256"
     secret: SafeText | None = None
     """Base64 secret; or keep it out of the YAML with `secret_file`."""
-    secret_file: Path | None = None
+    secret_file: SafePath | None = None
     """A file holding only the base64 secret (read at load and on every reload)."""
 
     _name = field_validator("name")(_check_dns_name)
@@ -76,18 +76,15 @@ class TsigKey(Section):
         if self.secret_file is not None:
             if not self.secret_file.is_absolute():
                 raise ValueError("secret_file must be an absolute path")
-            try:
-                _check_secret(self.secret_file.read_text(encoding="ascii"))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ValueError(f"secret_file {self.secret_file} cannot be read: "
-                                 f"{exc}") from None
+            # never blocks on a FIFO, bounded size (speaker.config.secrets)
+            _check_secret(read_secret_file(self.secret_file, "secret_file", private=False))
         return self
 
     def secret_value(self) -> str:
         """The base64 secret, from the YAML or (read now) from `secret_file`."""
         if self.secret is not None or self.secret_file is None:
             return self.secret or ""
-        return _check_secret(self.secret_file.read_text(encoding="ascii"))
+        return _check_secret(read_secret_file(self.secret_file, "secret_file", private=False))
 
 
 class DnsServer(Section):

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
 
 from speaker.config.base import Section
+from speaker.config.errors import FieldValueError
 from speaker.config.types import IfName, Name, PositiveSeconds, SafeText
 
 _ENDPOINT = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")
@@ -44,7 +45,8 @@ class GroupConfig(Section):
     @model_validator(mode="after")
     def _check_interval(self) -> GroupConfig:
         if self.advert_interval is not None and not 0.01 <= self.advert_interval <= 40.95:
-            raise ValueError("advert_interval must be between 10ms and 40.95s (VRRPv3)")
+            raise FieldValueError(("advert_interval",), "advert_interval must be between 10ms "
+                                  "and 40.95s (VRRPv3)")
         return self
 
 

@@ -8,13 +8,13 @@ named after the type (`http:`, `dns:`, ...), so errors point at one place.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
-from speaker.config.types import Port, PositiveSeconds, SafeText
+from speaker.config.errors import FieldValueError
+from speaker.config.types import Port, PositiveSeconds, SafePath, SafeText
 
 CheckType = Literal["tcp", "http", "https", "dns", "exec", "none"]
 HealthPreset = Literal["fast", "default", "conservative"]
@@ -61,7 +61,8 @@ class HttpParams(Section):
     max_body_bytes: int = Field(default=65536, ge=0, le=16 * 1024 * 1024)
     """Read at most this much of the body; a longer body is not read to the end."""
     tls_verify: bool = True
-    ca_bundle: Path | None = None
+    ca_bundle: SafePath | None = None
+    """CA certificates (PEM) to verify the backend with; an absolute path."""
     sni: SafeText | None = None
     """TLS server name; defaults to `host`."""
 
@@ -142,14 +143,20 @@ class HealthCheck(Section):
         wanted = {"https": "http"}.get(self.type, self.type)
         for section in ("tcp", "http", "dns", "exec"):
             if getattr(self, section) is not None and section != wanted:
-                raise ValueError(f"section '{section}' does not apply to check type '{self.type}'")
+                raise FieldValueError((section,), f"section '{section}' does not apply to "
+                                      f"check type '{self.type}'")
         if self.type == "exec" and self.exec is None:
-            raise ValueError("check type 'exec' needs an 'exec' section with a command")
-        if self.effective("timeout") >= self.effective("interval"):
-            raise ValueError("timeout must be shorter than interval")
-        if self.fast_interval is not None and self.fast_interval > self.effective("interval"):
-            raise ValueError("fast_interval must not be longer than interval (it is the "
-                             "interval used while a rise or fall is in progress)")
+            raise FieldValueError(("exec",), "check type 'exec' needs an 'exec' section with "
+                                  "a command")
+        interval = self.effective("interval")
+        if self.effective("timeout") >= interval:
+            blame = "timeout" if self.timeout is not None or self.interval is None else "interval"
+            raise FieldValueError((blame,), f"timeout ({self.effective('timeout'):g} s) must be "
+                                  f"shorter than interval ({interval:g} s)")
+        if self.fast_interval is not None and self.fast_interval > interval:
+            raise FieldValueError(("fast_interval",), "fast_interval must not be longer than "
+                                  f"interval ({self.fast_interval:g} s > {interval:g} s; it is "
+                                  "the interval used while a rise or fall is in progress)")
         return self
 
     def effective(self, field: Literal["interval", "timeout", "rise", "fall", "fast_interval"]

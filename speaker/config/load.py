@@ -6,56 +6,28 @@ when it can be found, and a plain message; never a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from speaker.config.errors import (
+    ConfigError,
+    ConfigIssue,
+    ConfigUnreadableError,
+    FieldValueError,
+    Loc,
+    format_path,
+)
 from speaker.config.model import AppConfig
+from speaker.config.yamlsafe import SEXAGESIMAL, parse_yaml, read_config_file
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigIssue:
-    """One problem in a config file."""
-
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f" (line {self.line})" if self.line else ""
-        return f"{self.path or '<top>'}{where}: {self.message}"
+__all__ = ["ConfigError", "ConfigIssue", "ConfigUnreadableError", "format_path", "load_config",
+           "parse_text", "validate"]
 
 
-class ConfigError(Exception):
-    """The file could be read and parsed, but its content is invalid."""
-
-    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
-        super().__init__(f"{source}: {len(issues)} error(s)")
-        self.source = source
-        self.issues = issues
-
-
-class ConfigUnreadableError(Exception):
-    """The file could not be read, or is not YAML (or not a mapping)."""
-
-
-def format_path(loc: tuple[str | int, ...]) -> str:
-    """('services', 0, 'health', 'timeout') -> 'services[0].health.timeout'."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _line_of(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
+def _line_of(root: yaml.Node | None, loc: Loc) -> int | None:
     """Line (1-based) of the deepest YAML node found along `loc`."""
     node, line = root, None
     for part in loc:
@@ -82,6 +54,10 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown field (not part of the config schema; check the spelling)"
     if err["type"] == "missing":
         return "required field is missing"
+    raw = err.get("input")
+    if isinstance(raw, str) and SEXAGESIMAL.match(raw) and err["type"].endswith("_parsing"):
+        msg += (f" ({raw!r} is text here; YAML 1.1 would have read it as a base-60 number, "
+                "edge-speaker does not)")
     return msg
 
 
@@ -107,7 +83,11 @@ def validate(data: Any, source: str = "<config>", root: yaml.Node | None = None)
             # an unknown key is the user's own text: keep it even if it looks like a tag
             loc = (_clean_loc(raw[:-1]) + raw[-1:] if err["type"] == "extra_forbidden"
                    else _clean_loc(raw))
-            key = (format_path(loc), _message(dict(err)))
+            message = _message(dict(err))
+            inner = (err.get("ctx") or {}).get("error")
+            if isinstance(inner, FieldValueError):
+                loc, message = (*loc, *inner.path), inner.message
+            key = (format_path(loc), message)
             if key not in seen:
                 seen.add(key)
                 issues.append(ConfigIssue(key[0], key[1], _line_of(root, loc)))
@@ -120,41 +100,17 @@ def validate(data: Any, source: str = "<config>", root: yaml.Node | None = None)
 
 
 def parse_text(text: str, source: str = "<config>") -> AppConfig:
-    """Parse YAML text and validate it."""
-    try:
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader (C or Python)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigUnreadableError(f"{source}: not valid YAML{where}: {problem}") from None
-    try:
-        return validate(data, source)
-    except ConfigError as exc:
-        # Only now pay for a second parse that keeps line numbers for the messages.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        issues = [ConfigIssue(i.path, i.message, _line_of(root, _loc_of(i.path)))
-                  for i in exc.issues]
-        raise ConfigError(source, issues) from None
-
-
-def _loc_of(path: str) -> tuple[str | int, ...]:
-    """'services[0].health.timeout' -> ('services', 0, 'health', 'timeout')."""
-    loc: list[str | int] = []
-    for part in path.split("."):
-        name, _, rest = part.partition("[")
-        if name:
-            loc.append(name)
-        loc.extend(int(i) for i in filter(None, rest.replace("]", "").split("[")))
-    return tuple(loc)
+    """Parse YAML text (within the limits of speaker.config.yamlsafe) and validate it."""
+    data, root, duplicates = parse_yaml(text, source)
+    if duplicates:
+        raise ConfigError(source, duplicates)
+    return validate(data, source, root)
 
 
 def load_config(path: str | Path) -> AppConfig:
-    """Read and validate a config file (ConfigUnreadableError / ConfigError on failure)."""
+    """Read and validate a config file (ConfigUnreadableError / ConfigError on failure).
+
+    The daemon (start and reload) and `speaker config check` both come here.
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigUnreadableError(f"{path}: cannot read: {reason}") from None
-    return parse_text(text, str(path))
+    return parse_text(read_config_file(path), str(path))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+import os
+import stat
+from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
-from speaker.config.types import IfName, Name, Port, SafeText
+from speaker.config.errors import FieldValueError
+from speaker.config.types import IfName, Name, Port, SafePath, SafeText
 
 
 class InterfaceConfig(Section):
@@ -19,8 +22,17 @@ class InterfaceConfig(Section):
     role: Literal["client", "backend", "both"] = "client"
     """`client`: faces clients/routers (VIPs are announced here, ARP answered here);
     `backend`: faces the real servers; `both`: a single-armed appliance."""
-    vlan: int | None = Field(default=None, ge=1, le=4094)
-    """802.1Q VLAN id when `name` is a VLAN sub-interface (informational)."""
+    vlan: int | None = None
+    """Not supported by the appliance yet: any value is rejected. The L2 responder and
+    VRRP send untagged frames on `name`; for a VLAN, name its sub-interface (`eth0.100`)."""
+
+    @field_validator("vlan")
+    @classmethod
+    def _no_vlan(cls, value: int | None) -> None:
+        if value is not None:
+            raise ValueError("not supported by the appliance yet: the appliance sends untagged "
+                             "frames on the named interface; name the VLAN sub-interface "
+                             "instead (e.g. eth0.100) and drop vlan")
 
 
 class SelfChecks(Section):
@@ -44,10 +56,12 @@ class NodeConfig(Section):
 
     @model_validator(mode="after")
     def _unique_interfaces(self) -> NodeConfig:
-        names = [i.name for i in self.interfaces]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"interfaces listed twice: {', '.join(dupes)}")
+        first: dict[str, int] = {}
+        for i, interface in enumerate(self.interfaces):
+            if interface.name in first:
+                raise FieldValueError(("interfaces", i, "name"), f"interface {interface.name} "
+                                      f"is already node.interfaces[{first[interface.name]}]")
+            first[interface.name] = i
         return self
 
     def client_interfaces(self) -> list[str]:
@@ -58,8 +72,35 @@ class NodeConfig(Section):
 class ApiConfig(Section):
     """The status/admin API: a unix socket for `speaker status|reload|drain`."""
 
-    socket: Path = Path("/run/edge-speaker/api.sock")
+    socket: SafePath = Path("/run/edge-speaker/api.sock")
+    """Absolute path of the unix socket. At start an old socket there is replaced; any
+    other existing file there is an error (it is never deleted)."""
     mode: int = Field(default=0o660, ge=0, le=0o777)
+    """Permissions of the socket (octal in YAML: `0660`). Anyone who can connect can
+    drain and reload; wider than 0660 needs `allow_wide_mode: true`."""
+    allow_wide_mode: bool = False
+    """Explicit opt-in for a `mode` with bits outside 0660 (e.g. world access)."""
+
+    @field_validator("socket")
+    @classmethod
+    def _not_another_file(cls, path: Path) -> Path:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return path  # absent (or in an unreadable directory): created at start
+        if not stat.S_ISSOCK(info.st_mode):
+            raise ValueError(f"{path} exists and is not a socket; start-up would replace it. "
+                             "Choose another path or remove that file")
+        return path
+
+    @model_validator(mode="after")
+    def _mode_opt_in(self) -> ApiConfig:
+        wide = self.mode & ~0o660
+        if wide and not self.allow_wide_mode:
+            raise FieldValueError(("mode",), f"mode {self.mode:04o} grants {wide:04o} beyond "
+                                  "0660; anyone who can connect may drain and reload. Set "
+                                  "allow_wide_mode: true to mean it")
+        return self
 
 
 class MetricsConfig(Section):
@@ -67,7 +108,18 @@ class MetricsConfig(Section):
 
     enabled: bool = True
     address: SafeText = "127.0.0.1"
+    """IP address to listen on (IPv4 or IPv6; `0.0.0.0` / `::` for all)."""
     port: Port = 9469
+
+    @field_validator("address")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        try:
+            ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address (host names are not "
+                             "resolved here)") from None
+        return value
 
 
 class LogConfig(Section):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from speaker.config.base import Section
 from speaker.config.bgp import Attributes, BgpMode
 from speaker.config.dns import ServiceDns
+from speaker.config.errors import FieldValueError
 from speaker.config.health import HealthCheck
 from speaker.config.types import Name, Port, PositiveSeconds, SafeText
 
@@ -20,6 +21,24 @@ Forwarding = Literal["nat", "dr", "tunnel"]
 
 K8S_AFFINITY_TIMEOUT_S = 10800.0
 """Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds."""
+
+
+_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+
+
+def unusable_vip(vip: IPv4Address | IPv6Address) -> str | None:
+    """Why an address cannot be a VIP (None when it can)."""
+    if vip.is_unspecified:
+        return "the unspecified address"
+    if vip.is_loopback:
+        return "a loopback address"
+    if vip.is_multicast:
+        return "a multicast address"
+    if vip == _LIMITED_BROADCAST:
+        return "the broadcast address"
+    if vip.is_link_local:
+        return "a link-local address"
+    return None
 
 
 class Backend(Section):
@@ -67,6 +86,8 @@ class ServiceConfig(Section):
 
     name: Name
     description: SafeText | None = None
+    """Operator notes (free text, one line). Read by no part of the appliance; kept for
+    the people who read the config."""
     vip: IPv4Address | IPv6Address
     ports: list[Port] = Field(default=[], max_length=64)
     """Service ports; empty with `fwmark` set, or all ports with `ports: []` + persistence."""
@@ -90,40 +111,62 @@ class ServiceConfig(Section):
     """A/AAAA records published (RFC 2136, the top-level `dns` section) while the VIP is
     announced by this fleet."""
 
+    @field_validator("vip")
+    @classmethod
+    def _usable_vip(cls, vip: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
+        problem = unusable_vip(vip)
+        if problem:
+            raise ValueError(f"{vip} is {problem}: it cannot be a service VIP")
+        return vip
+
     @model_validator(mode="after")
     def _check(self) -> ServiceConfig:
         if not self.ports and self.fwmark is None:
-            raise ValueError("a service needs ports or a fwmark")
-        if len(set(self.ports)) != len(self.ports):
-            raise ValueError("ports listed twice")
+            raise FieldValueError(("ports",), "a service needs ports or a fwmark")
+        first_port: dict[int, int] = {}
+        for i, port in enumerate(self.ports):
+            if port in first_port:
+                raise FieldValueError(("ports", i), f"port {port} listed twice")
+            first_port[port] = i
         prefix = self.scheduler + "-"
-        wrong = [f for f in self.scheduler_flags if not f.startswith(prefix)]
-        if wrong:
-            raise ValueError(f"scheduler_flags {wrong} do not apply to scheduler {self.scheduler}")
+        for i, flag in enumerate(self.scheduler_flags):
+            if not flag.startswith(prefix):
+                raise FieldValueError(("scheduler_flags", i), f"{flag} does not apply to "
+                                      f"scheduler {self.scheduler}")
         if self.quorum.min_healthy > len(self.backends):
-            raise ValueError(
-                f"quorum.min_healthy={self.quorum.min_healthy} exceeds the "
-                f"{len(self.backends)} backends; the VIP could never be announced"
-            )
-        mixed = [str(b.address) for b in self.backends if b.address.version != self.vip.version]
-        if mixed and self.forwarding != "tunnel":
-            raise ValueError(
-                f"backends {mixed} are not IPv{self.vip.version} like the VIP; "
-                "only forwarding 'tunnel' can mix families"
-            )
-        portless = [str(b.address) for b in self.backends if b.port is None]
-        if (not self.ports and self.health.port is None and portless
-                and self.health.type in ("tcp", "http", "https", "dns")):
-            raise ValueError(f"health check {self.health.type!r} has no port for backends "
-                             f"{portless}: set health.port or a backend port")
-        keys = [(str(b.address), b.port) for b in self.backends]
-        dupes = sorted({f"{a}:{p or '*'}" for a, p in keys if keys.count((a, p)) > 1})
-        if dupes:
-            raise ValueError(f"backends listed twice: {', '.join(dupes)}")
-        if self.forwarding == "dr" and any(b.port not in (None, *self.ports[:1])
-                                             for b in self.backends if len(self.ports) == 1):
-            raise ValueError("forwarding 'dr' cannot change the port: backend port must match")
+            raise FieldValueError(("quorum", "min_healthy"),
+                                  f"quorum.min_healthy={self.quorum.min_healthy} exceeds the "
+                                  f"{len(self.backends)} backends; the VIP could never be "
+                                  "announced")
+        self._check_backends()
         return self
+
+    def _check_backends(self) -> None:
+        """Backends fit the VIP (family, ports, health port); linear in their number."""
+        one_port = self.ports[0] if len(self.ports) == 1 else None
+        first: dict[tuple[str, int | None], int] = {}
+        for i, b in enumerate(self.backends):
+            if b.address == self.vip:
+                raise FieldValueError(("backends", i, "address"), f"{b.address} is the "
+                                      "service's own VIP: traffic would loop")
+            if b.address.version != self.vip.version and self.forwarding != "tunnel":
+                raise FieldValueError(("backends", i, "address"), f"{b.address} is not "
+                                      f"IPv{self.vip.version} like the VIP; only forwarding "
+                                      "'tunnel' can mix families")
+            key = (str(b.address), b.port)
+            if key in first:
+                raise FieldValueError(("backends", i), f"backend {b.address}:{b.port or '*'} "
+                                      f"is already backends[{first[key]}]")
+            first[key] = i
+            if (not self.ports and self.health.port is None and b.port is None
+                    and self.health.type in ("tcp", "http", "https", "dns")):
+                raise FieldValueError(("health", "port"), f"health check {self.health.type!r} "
+                                      f"has no port for backend {b.address}: set health.port "
+                                      "or a backend port")
+            if (self.forwarding == "dr" and one_port is not None
+                    and b.port not in (None, one_port)):
+                raise FieldValueError(("backends", i, "port"), "forwarding 'dr' cannot change "
+                                      "the port: backend port must match")
 
     def backend_label(self, backend: Backend) -> str:
         """Stable backend label for status and metrics."""

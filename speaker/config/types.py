@@ -7,20 +7,50 @@ control character into another program's input.
 
 from __future__ import annotations
 
+import math
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""C0, DEL, C1 and the Unicode line/paragraph separators (a line break to some readers)."""
+_BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Bidirectional marks, embeddings, overrides and isolates (text that reads other than it is)."""
+MAX_SECONDS = 366 * 86400.0
+"""Longest duration any timer accepts (a year); longer is a typo or `.inf`."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def reject_control_chars(value: str) -> str:
-    """Refuse newlines and other control characters (command injection guard)."""
+    """Refuse newlines, C0/C1 control characters, DEL and bidi overrides (injection guard)."""
     if _CONTROL.search(value):
         raise ValueError("must not contain newlines or control characters")
+    if _BIDI.search(value):
+        raise ValueError("must not contain bidirectional-text control characters")
+    return value
+
+
+def _finite_seconds(value: float) -> float:
+    if value > MAX_SECONDS:
+        raise ValueError(f"{value:g} s is longer than a year; give a real duration")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a number is needed, not true/false")
+    return value
+
+
+def _safe_path(value: Path) -> Path:
+    reject_control_chars(str(value))
+    if not value.is_absolute():
+        raise ValueError(f"{str(value)!r} must be an absolute path")
+    if len(str(value)) > 4095:
+        raise ValueError("path is longer than PATH_MAX")
     return value
 
 
@@ -29,6 +59,8 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '250ms'")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a finite duration")
         return float(value)
     if isinstance(value, str):
         match = _DURATION.match(value)
@@ -80,12 +112,18 @@ def _check_name(value: str) -> str:
 Name = Annotated[str, AfterValidator(reject_control_chars), AfterValidator(_check_name)]
 """Identifier: letters, digits, '_', '.', '-'; starts with a letter or digit."""
 
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0),
+                    AfterValidator(_finite_seconds)]
+"""A duration, zero allowed; finite and at most MAX_SECONDS."""
+PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0),
+                            AfterValidator(_finite_seconds)]
+"""A duration above zero; finite and at most MAX_SECONDS."""
+SafePath = Annotated[Path, AfterValidator(_safe_path)]
+"""An absolute file path without control or bidi characters."""
 Community = Annotated[str, AfterValidator(reject_control_chars), AfterValidator(_check_community)]
 LargeCommunity = Annotated[
     str, AfterValidator(reject_control_chars), AfterValidator(_check_large_community)
 ]
 IfName = Annotated[str, AfterValidator(reject_control_chars), AfterValidator(_check_ifname)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)]
 Asn = Annotated[int, Field(ge=1, le=4294967294)]

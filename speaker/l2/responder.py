@@ -27,7 +27,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from speaker.config import AppConfig
-from speaker.l2 import bpf, frames, sysctl
+from speaker.l2 import bpf, frames
 from speaker.l2 import metrics as m
 from speaker.l2.answer import Answerer, PortMetrics
 from speaker.l2.conflict import ConflictTracker, Verdict
@@ -61,9 +61,6 @@ class L2Options:
     """A foreign claim must persist this long to count as a conflict."""
     conflict_expiry: float = 15.0
     """A conflict clears after this long without a foreign claim."""
-    manage_sysctls: bool = True
-    """Set arp_ignore/arp_announce/proxy_ndp on the client interfaces (and their VLAN
-    parents) at start; `False`: only verify and report them in status."""
 
     @classmethod
     def from_config(cls, config: AppConfig) -> L2Options:
@@ -102,7 +99,6 @@ class L2Responder:
         self._next_port_check = 0.0
         self._tracker = ConflictTracker(self.options.conflict_grace,
                                         self.options.conflict_expiry)
-        self._sysctl_findings: list[sysctl.Finding] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: set[str] = set()
         self._kick = asyncio.Event()
@@ -140,12 +136,10 @@ class L2Responder:
         return frozenset(v for a, v in self._wanted.items() if a not in self._yielded)
 
     async def run(self) -> None:
-        """Set sysctls, open the sockets, then answer and announce until cancelled."""
+        """Open the sockets, then answer and announce until cancelled (the ARP/NDP
+        sysctls are the sysctl guard's: speaker.sysctls)."""
         self._loop = asyncio.get_running_loop()
         interfaces = self._config.node.client_interfaces()
-        knobs = sysctl.apply if self.options.manage_sysctls else sysctl.verify
-        self._sysctl_findings = await asyncio.to_thread(
-            knobs, sysctl.with_lower_devices(interfaces))
         for name in interfaces:
             self._port(name)
         self._rebuild()
@@ -164,17 +158,15 @@ class L2Responder:
             self._close()
 
     def reconfigure(self, config: AppConfig) -> None:
-        """Adopt a new config: new client interfaces get their sysctls and sockets."""
+        """Adopt a new config: new client interfaces get their sockets."""
         self._config = config
-        knobs = sysctl.apply if self.options.manage_sysctls else sysctl.verify
-        self._sysctl_findings = knobs(sysctl.with_lower_devices(config.node.client_interfaces()))
         for name in config.node.client_interfaces():
             self._port(name)
         self._rebuild()
         self._kick.set()
 
     def status(self) -> dict[str, object]:
-        """Owned, yielded and conflicting VIPs, ports, sysctl findings."""
+        """Owned, yielded and conflicting VIPs, ports."""
         return {
             "owned": [str(v.address) for v in sorted(self.owned(), key=vip_key)],
             "yielded": [str(a) for a in sorted(self._yielded, key=lambda a: (a.version, int(a)))],
@@ -186,8 +178,6 @@ class L2Responder:
                                   "answering": self._answer.answering(name)}
                            for name, p in sorted(self._ports.items())},
             "port_errors": dict(self._port_errors),
-            "sysctl_findings": [{"interface": f.interface, "knob": f.knob, "want": f.want,
-                                 "have": f.have} for f in self._sysctl_findings],
         }
 
     def conflicts(self) -> list[dict[str, Any]]:

@@ -18,7 +18,15 @@ from speaker.logs import event_log
 from speaker.metrics import RECONCILE_ERRORS
 from speaker.model import BgpAnnouncement, IPAddress, L2Vip
 from speaker.reconcile.plan import Observed, Op, Phase
-from speaker.seams import BgpSpeaker, DnsRecords, Forwarder, Hooks, L2Announcer, VipAddresses
+from speaker.seams import (
+    BgpSpeaker,
+    ConnSync,
+    DnsRecords,
+    Forwarder,
+    Hooks,
+    L2Announcer,
+    VipAddresses,
+)
 
 LOG = event_log(__name__)
 _GAINING = (Phase.ANNOUNCE, Phase.OWN)
@@ -34,6 +42,7 @@ class Parts:
     l2: L2Announcer | None = None
     dns: DnsRecords | None = None
     hooks: Hooks | None = None
+    sync: ConnSync | None = None
 
 
 @dataclass(slots=True)

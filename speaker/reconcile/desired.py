@@ -10,7 +10,7 @@ The VIP address lives on `lo` for every configured service, whoever leads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_network
 
 from dataplane.ipvs.model import Dest, DestKey, IpvsTable, Service, ServiceKey
@@ -205,3 +205,50 @@ def _in_gshut_window(config: AppConfig, svc: ServiceConfig, drains: Drains, now:
         return False
     starts = [t for t in (drains.appliance, drains.services.get(svc.name)) if t is not None]
     return bool(starts) and now - min(starts) < config.bgp.graceful_shutdown_time
+
+
+@dataclass(frozen=True, slots=True)
+class Leaving:
+    """IPVS services of a service removed (or moved) by a reload, kept with every dest at
+    weight 0 until `until` so that established connections finish (its drain_time)."""
+
+    address: IPAddress
+    services: tuple[Service, ...]
+    dests: tuple[Dest, ...]
+    until: float
+
+
+def leaving_services(old: AppConfig, new: AppConfig, now: float) -> tuple[Leaving, ...]:
+    """The IPVS services `old` has and `new` does not, to drain for their drain_time."""
+    kept: set[ServiceKey] = set()
+    for svc in new.services:
+        kept.update(s.key for s in _ipvs_for(svc, {})[0])
+    out = []
+    for svc in old.services:
+        services, dests = _ipvs_for(svc, dict.fromkeys(range(len(svc.backends)), 0))
+        gone = tuple(s for s in services if s.key not in kept)
+        if gone and svc.drain_time > 0:
+            keys = {s.key for s in gone}
+            out.append(Leaving(svc.vip, gone, tuple(d for d in dests if d.key.service in keys),
+                               now + svc.drain_time))
+    return tuple(out)
+
+
+def with_leaving(desired: Desired, leaving: tuple[Leaving, ...], now: float) -> Desired:
+    """`desired` plus the leaving services still draining (and their VIP on lo)."""
+    live = [x for x in leaving if x.until > now]
+    if not live:
+        return desired
+    services = dict(desired.ipvs.services)
+    dests = dict(desired.ipvs.dests)
+    addresses = set(desired.addresses)
+    for x in live:
+        fresh = [s for s in x.services if s.key not in services]
+        if not fresh:
+            continue
+        keys = {s.key for s in fresh}
+        services.update((s.key, s) for s in fresh)
+        dests.update((d.key, d) for d in x.dests if d.key.service in keys)
+        addresses.add(x.address)
+    return replace(desired, addresses=frozenset(addresses),
+                   ipvs=IpvsTable.of(services.values(), dests.values()))

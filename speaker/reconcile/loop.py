@@ -1,21 +1,43 @@
 """The reconcile loop: wake on events (coalesced) or a periodic resync, then
-observe -> desired -> plan -> apply, and keep what status needs to show."""
+observe -> desired -> plan -> apply, and keep what status needs to show.
+
+`speaker_vip_announced` is exported from what the parts report after the pass
+(acked BGP routes, VIPs the responder answers for), not from the decision; the
+series of a VIP that left the config are removed. A service removed by a reload
+keeps its IPVS services (weight 0) and address for its drain_time.
+
+IPVS is observed two ways. The periodic resync (at least every
+``resync_interval``, and the pass after any failure) dumps the kernel's table
+(``forwarder.observe()``) to heal what someone else changed. A pass woken by an
+event in between plans against ``forwarder.known()``: the last dump plus the ops
+applied since, so one health flap costs one netlink op, not a dump of every
+service (docs/performance.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
+from dataplane.connsync import ConnSyncState
 from dataplane.ipvs.model import IpvsTable, ServiceKey
+from dataplane.ipvs.plan import DelService
 from speaker.config import AppConfig
 from speaker.logs import event_log
 from speaker.metrics import APPLIANCE_HEALTHY, RECONCILE_DURATION, VIP_ANNOUNCED
-from speaker.model import IPAddress, Reason, VipDecision
+from speaker.model import IPAddress, VipDecision
 from speaker.reconcile.apply import Parts, apply
-from speaker.reconcile.desired import Desired, compute_desired
+from speaker.reconcile.connsync import desired_daemons, sysctl_modes
+from speaker.reconcile.desired import (
+    Desired,
+    Leaving,
+    compute_desired,
+    leaving_services,
+    with_leaving,
+)
 from speaker.reconcile.inputs import ApplianceHealth, Drains
 from speaker.reconcile.plan import Observed, plan
 from speaker.reconcile.selfcheck import appliance_health, link_is_up
@@ -62,7 +84,11 @@ class Reconciler:
         self._event = asyncio.Event()
         self._lock = asyncio.Lock()
         self._penalties: dict[str, int] = {}
+        self._last_dump: float | None = None
+        self.dumps = 0
         self.on_first_success: Callable[[], None] | None = None
+        self.leaving: tuple[Leaving, ...] = ()
+        self._exported: set[tuple[str, str]] = set()
 
     def wake(self, event: str) -> None:
         """Ask for a pass soon; many wake-ups before it runs make one pass."""
@@ -78,9 +104,28 @@ class Reconciler:
         self.election.set_penalty(worst, reasons)
 
     def reconfigure(self, config: AppConfig) -> None:
-        """Adopt a new validated config (the parts were reconfigured by the caller)."""
+        """Adopt a new validated config (the parts were reconfigured by the caller).
+        IPVS services it drops drain for their service's drain_time first."""
+        if self.parts.forwarder is not None:
+            now = self.clock()
+            self.leaving = tuple(x for x in self.leaving if x.until > now) + leaving_services(
+                self.config, config, now)
         self.config = config
         self.wake("config_reloaded")
+
+    def locked(self) -> asyncio.Lock:
+        """Held during a pass: `async with reconciler.locked():` swaps parts safely."""
+        return self._lock
+
+    def replace_election(self, election: Election) -> None:
+        """A reload replaced the election engine: it gets the current penalty."""
+        self.election = election
+        if self._penalties:
+            worst = max(self._penalties.values())
+            reasons = ",".join(sorted(k for k, v in self._penalties.items()
+                                      if v and v == worst))
+            election.set_penalty(worst, reasons)
+        self.wake("election_replaced")
 
     async def run(self) -> None:
         """Reconcile on every wake-up and at least every resync_interval."""
@@ -93,11 +138,17 @@ class Reconciler:
             self._event.clear()
             await self.reconcile_once()
 
-    async def observe(self) -> Observed:
-        """What the parts report now."""
+    def _dump_due(self, now: float) -> bool:
+        """True when this pass must dump IPVS rather than trust ``known()``."""
+        return self._last_dump is None or now - self._last_dump >= self.resync_interval
+
+    async def observe(self, dump: bool = True) -> Observed:
+        """What the parts report now; IPVS dumped, or as known since the last dump."""
         addresses = await asyncio.to_thread(self.parts.addresses.list)
-        ipvs = (await asyncio.to_thread(self.parts.forwarder.observe)
-                if self.parts.forwarder is not None else IpvsTable())
+        ipvs = IpvsTable()
+        if self.parts.forwarder is not None:
+            read = self.parts.forwarder.observe if dump else self.parts.forwarder.known
+            ipvs = await asyncio.to_thread(read)
         return Observed(
             addresses=frozenset(addresses),
             bgp=self.parts.bgp.announced() if self.parts.bgp is not None else frozenset(),
@@ -112,6 +163,9 @@ class Reconciler:
         desired = compute_desired(self.config, health, leadership, self.drains, now,
                                   appliance=self.appliance, shutting_down=self.shutting_down)
         self._update_self_health(desired.decisions)
+        if self.leaving:
+            self.leaving = tuple(x for x in self.leaving if x.until > now)
+            desired = with_leaving(desired, self.leaving, now)
         return desired
 
     def _update_self_health(self, decisions: tuple[VipDecision, ...]) -> None:
@@ -132,7 +186,10 @@ class Reconciler:
             errors: list[str] = []
             ops_count = 0
             try:
-                observed = await self.observe()
+                dump = self._dump_due(start)
+                observed = await self.observe(dump)
+                if dump:
+                    self._last_dump, self.dumps = start, self.dumps + 1
                 desired = self.compute(start)
                 if self.parts.forwarder is None:  # announce-only: nothing to program
                     observed = replace(observed, ipvs=desired.ipvs)
@@ -140,8 +197,9 @@ class Reconciler:
                 ops_count = len(ops)
                 result = await apply(ops, observed, self.parts)
                 errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
+                errors += await self._sync_connections(dump)
                 self.desired = desired
-                self._export(desired)
+                self._export()
                 self._publish_dns()
                 self._notify_hooks()
             except asyncio.CancelledError:
@@ -154,12 +212,29 @@ class Reconciler:
             RECONCILE_DURATION.observe(duration)
             self.passes += 1
             self.last = PassResult(not errors, ops_count, duration, finished, errors)
-            if not errors:
+            if errors:
+                self._last_dump = None  # unsure what the kernel holds: dump next pass
+            else:
                 first = self.last_success is None
                 self.last_success = finished
                 if first and self.on_first_success is not None:
                     self.on_first_success()
             return self.last
+
+    async def _sync_connections(self, verify: bool) -> list[str]:
+        """Sync daemons follow the election (see speaker.reconcile.connsync)."""
+        if self.parts.sync is None:
+            return []
+        state = ConnSyncState(desired_daemons(self.config, self.election.leadership()),
+                              sysctl_modes(self.config), self.config.dataplane.manage_sysctls)
+        try:
+            ops = await asyncio.to_thread(self.parts.sync.set, state, verify)
+        except Exception as exc:  # the kernel refused: retried on the next pass
+            LOG.error("sync_daemon_failed", reason=type(exc).__name__, error=str(exc))
+            return [f"sync: {exc}"]
+        for op in ops:
+            LOG.info("sync_daemon", reason="election_follow", op=str(op))
+        return []
 
     def _owner(self, desired: Desired) -> Callable[[ServiceKey], bool]:
         """A configured service is ours; any other one only if the forwarder says so."""
@@ -169,12 +244,24 @@ class Reconciler:
             return lambda key: key in wanted
         return lambda key: key in wanted or forwarder.owned(key)
 
-    def _export(self, desired: Desired) -> None:
-        for d in desired.decisions:
-            bgp_on = d.bgp in (Reason.ANNOUNCED, Reason.BACKUP_ROUTE, Reason.FAIL_OPEN)
-            l2_on = d.l2 in (Reason.ANNOUNCED, Reason.FAIL_OPEN)
-            VIP_ANNOUNCED.labels(vip=str(d.vip), mode="bgp").set(int(bgp_on))
-            VIP_ANNOUNCED.labels(vip=str(d.vip), mode="l2").set(int(l2_on))
+    def _export(self) -> None:
+        """speaker_vip_announced from what the parts report, per configured VIP and mode
+        the VIP uses; series of VIPs (or modes) no longer configured are removed."""
+        bgp = ({a.prefix.network_address for a in self.parts.bgp.announced()}
+               if self.parts.bgp is not None else set())
+        l2 = {v.address for v in self.parts.l2.owned()} if self.parts.l2 is not None else set()
+        series: set[tuple[str, str]] = set()
+        for svc in self.config.services:
+            if svc.announce in ("bgp", "both"):
+                series.add((str(svc.vip), "bgp"))
+                VIP_ANNOUNCED.labels(vip=str(svc.vip), mode="bgp").set(int(svc.vip in bgp))
+            if svc.announce in ("l2", "both"):
+                series.add((str(svc.vip), "l2"))
+                VIP_ANNOUNCED.labels(vip=str(svc.vip), mode="l2").set(int(svc.vip in l2))
+        for vip, mode in self._exported - series:
+            with contextlib.suppress(KeyError):
+                VIP_ANNOUNCED.remove(vip, mode)
+        self._exported = series
 
     def _live_vips(self) -> set[IPAddress]:
         """VIPs announced now, as the parts report them (not as decided)."""
@@ -201,13 +288,39 @@ class Reconciler:
         leaders = frozenset(g for g, lead in self.election.leadership().items() if lead.leader)
         hooks.observe(leaders, {s.name: s.vip for s in self.config.services if s.vip in live})
 
-    async def shutdown(self) -> None:
-        """Planned stop: withdraw every announcement and stop answering ARP/NDP."""
+    async def shutdown(self, keep: bool = False,
+                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Planned stop: withdraw every announcement and stop answering ARP/NDP; then,
+        unless `keep` (dataplane.keep_on_stop), wait the longest drain_time (only when
+        IPVS forwards: established connections finish) and remove the VIP addresses and
+        the IPVS services this appliance programmed."""
         self.shutting_down = True
-        await self.reconcile_once()
-        if self.parts.bgp is not None:
-            await self.parts.bgp.withdraw_all()
-        if self.parts.l2 is not None:
-            await self.parts.l2.set(frozenset())
+        async with asyncio.timeout(30):
+            await self.reconcile_once()
+            if self.parts.bgp is not None:
+                await self.parts.bgp.withdraw_all()
+            if self.parts.l2 is not None:
+                await self.parts.l2.set(frozenset())
         if self.parts.dns is not None and not await self.parts.dns.withdraw_all(DNS_STOP_S):
             LOG.warning("dns_withdraw_incomplete", reason="timeout", limit_s=DNS_STOP_S)
+        self._export()
+        if keep:
+            LOG.info("stop_keeps_forwarding", reason="keep_on_stop")
+            return
+        forwarder = self.parts.forwarder
+        if forwarder is not None and self.config.services:
+            wait = max(s.drain_time for s in self.config.services)
+            LOG.info("stop_draining", reason="drain_time", seconds=wait)
+            await sleep(wait)
+        async with self._lock:
+            try:
+                if forwarder is not None:
+                    table = await asyncio.to_thread(forwarder.observe)
+                    ops = [DelService(k) for k in table.services if forwarder.owned(k)]
+                    await asyncio.to_thread(forwarder.apply, ops)
+                for address in await asyncio.to_thread(self.parts.addresses.list):
+                    await asyncio.to_thread(self.parts.addresses.remove, address)
+            except Exception as exc:
+                LOG.error("stop_cleanup_failed", reason=type(exc).__name__, error=str(exc))
+                return
+        LOG.info("stop_cleaned_up", reason="planned_stop")

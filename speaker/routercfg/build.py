@@ -69,6 +69,14 @@ class _Session:
     """The appliance's address on the peering (peer.local_address)."""
 
 
+def printable(text: str) -> str:
+    """`text` with every non-printable character (line breaks of any kind, C0/C1
+    controls, bidi overrides) written as a Python escape, so that a file name cannot
+    start a line of router config."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def safe_description(text: str) -> str:
     """Text every vendor accepts inside a description (others become '_')."""
     return _DESCRIPTION_DROP.sub("_", text).strip() or "edge-speaker"
@@ -83,7 +91,7 @@ def build_model(configs: Sequence[tuple[str, AppConfig]], options: BuildOptions,
         raise RouterConfigError(issues)
     groups = _group_by_router(sessions, options.peers)
     routers = tuple(_router(group, options) for group in groups)
-    sources = tuple(sorted({Source(c.node.name, path) for path, c in chosen if c.bgp},
+    sources = tuple(sorted({Source(c.node.name, printable(path)) for path, c in chosen if c.bgp},
                            key=lambda s: (s.appliance, s.path)))
     return RouterConfigModel(version=version, sources=sources, routers=routers)
 
@@ -232,7 +240,7 @@ def _router(group: list[_Session], options: BuildOptions) -> Router:
         always_compare_med=backup_used and relax,
         deterministic_med=backup_used,
         export_default=options.export_default,
-        sources=tuple(sorted({Source(s.config.node.name, s.path) for s in group},
+        sources=tuple(sorted({Source(s.config.node.name, printable(s.path)) for s in group},
                              key=lambda x: (x.appliance, x.path))),
     )
 

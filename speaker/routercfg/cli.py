@@ -7,6 +7,8 @@ Exit codes: 0 written; 1 a config is invalid or cannot describe a router
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from ipaddress import ip_address
@@ -29,6 +31,16 @@ def speaker_version() -> str:
         return version("edge-speaker")
     except PackageNotFoundError:
         return "unknown"
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600): router configs hold
+    TCP-MD5 keys. An existing file is truncated and narrowed to 0600 as well."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+        out.write(text)
 
 
 def _fail(code: int, lines: list[str]) -> None:
@@ -92,7 +104,7 @@ def _router_config(config_paths: tuple[str, ...], vendor: str | None,
         click.echo(text, nl=False)
         return
     try:
-        Path(output).write_text(text, encoding="utf-8")
+        write_secret_file(Path(output), text)
     except OSError as exc:
         _fail(EXIT_UNREADABLE, [f"error: cannot write {output}: {exc.strerror or exc}"])
 

@@ -41,3 +41,52 @@ def test_check_and_fix(tmp_path: Path) -> None:
     assert [m.sysctl.name for m in left] == ["net.ipv4.vs.conntrack"]
     assert (root / "net/ipv4/ip_forward").read_text() == "1\n"
     assert sysctl.check(["nat"], root) == left
+
+
+# --- per-interface ARP/NDP entries (mode l2), moved here from speaker/l2/sysctl.py ---
+
+L2_BASE = {"net.ipv4.conf.all.arp_ignore": "0", "net.ipv4.conf.all.arp_announce": "0",
+           "net.ipv4.conf.eth0.arp_ignore": "0", "net.ipv4.conf.eth0.arp_announce": "0",
+           "net.ipv6.conf.all.proxy_ndp": "0", "net.ipv6.conf.eth0.proxy_ndp": "0"}
+
+
+def test_l2_entries_are_per_interface_and_set_on_the_interface(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path, L2_BASE)
+    found = sysctl.check(["l2"], root, ["eth0"])
+    assert sorted(m.sysctl.display_name() for m in found) == [
+        "net.ipv4.conf.eth0.arp_announce", "net.ipv4.conf.eth0.arp_ignore"]
+    assert sysctl.fix(found, allowed=True, root=root) == ()
+    assert (root / "net/ipv4/conf/eth0/arp_ignore").read_text().strip() == "1"
+    assert (root / "net/ipv4/conf/eth0/arp_announce").read_text().strip() == "2"
+    assert (root / "net/ipv4/conf/all/arp_ignore").read_text().strip() == "0"  # not global
+    assert sysctl.check(["l2"], root, ["eth0"]) == ()
+
+
+def test_l2_stricter_and_all_scope_count(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path, {**L2_BASE, "net.ipv4.conf.eth0.arp_ignore": "2",
+                                "net.ipv4.conf.all.arp_announce": "2"})
+    assert sysctl.check(["l2"], root, ["eth0"]) == ()
+
+
+def test_l2_proxy_ndp_forced_by_all_is_reported(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path, {**L2_BASE, "net.ipv4.conf.eth0.arp_ignore": "1",
+                                "net.ipv4.conf.eth0.arp_announce": "2",
+                                "net.ipv6.conf.all.proxy_ndp": "1"})
+    left = sysctl.fix(sysctl.check(["l2"], root, ["eth0"]), allowed=True, root=root)
+    assert [(m.sysctl.display_name(), m.actual) for m in left] == [
+        ("net.ipv6.conf.eth0.proxy_ndp", "1")]
+
+
+def test_l2_no_ipv6_and_vlan_names(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path, {"net.ipv4.conf.all.arp_ignore": "1",
+                                "net.ipv4.conf.all.arp_announce": "2",
+                                "net.ipv4.conf.eth0/100.arp_ignore": "0",
+                                "net.ipv4.conf.eth0/100.arp_announce": "0"})
+    assert sysctl.check(["l2"], root, ["eth0.100"]) == ()  # no IPv6: not a mismatch
+
+
+def test_vlan_parents_are_included(tmp_path: Path) -> None:
+    (tmp_path / "eth0.100" / "lower_eth0").mkdir(parents=True)
+    (tmp_path / "eth0").mkdir()
+    assert sysctl.with_lower_devices(["eth0.100", "eth1"], tmp_path) == [
+        "eth0.100", "eth1", "eth0"]

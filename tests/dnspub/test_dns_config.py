@@ -89,4 +89,4 @@ def test_secret_file(tmp_path: Path) -> None:
     key.write_text("garbage")
     assert "dns.servers[0].tsig" in errors(data)
     data["dns"]["servers"][0]["tsig"]["secret_file"] = "relative/key"
-    assert "dns.servers[0].tsig" in errors(data)
+    assert "dns.servers[0].tsig.secret_file" in errors(data)  # paths are absolute

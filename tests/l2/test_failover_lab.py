@@ -53,7 +53,7 @@ def test_only_the_leader_answers_and_a_crash_moves_the_neighbour(pair: Segment) 
     status = a1.status()
     assert status["election"]["front"]["leader"] is True
     assert status["components"]["L2Responder"]["owned"] == [VIP]
-    assert status["components"]["L2Responder"]["sysctl_findings"] == []
+    assert status["sysctls"]["mismatches"] == []
 
     pinger = Pinger(pair, VIP)
     time.sleep(0.3)

@@ -79,8 +79,7 @@ def rig() -> tuple[L2Responder, FakePort, Clock, list[str]]:
 
     responder = L2Responder(CONFIG, wakes.append, clock=clock, open_port=open_port,
                             options=L2Options(announce_count=3, announce_spacing=1.0,
-                                              probe_interval=5.0, conflict_grace=0.3,
-                                              manage_sysctls=False))
+                                              probe_interval=5.0, conflict_grace=0.3))
     return responder, open_port("eth0"), clock, wakes
 
 

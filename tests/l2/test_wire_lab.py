@@ -79,6 +79,5 @@ def test_vlan_subinterface(one: Segment) -> None:
     untagged = one.client.run("arping", "-c", "2", "-w", "2", "-I", "eth0", vip,
                               check=False).stdout
     assert "reply from" not in untagged.lower()  # neither our responder nor a1's kernel
-    status = a1.status()["components"]["L2Responder"]
-    assert status["sysctl_findings"] == []
+    assert a1.status()["sysctls"]["mismatches"] == []
     assert a1.ns.run("sysctl", "-n", "net.ipv4.conf.eth0.arp_ignore").stdout.strip() == "1"

@@ -270,18 +270,29 @@ def test_uplink_down_withdraws_bgp_and_lowers_priority() -> None:
 def test_shutdown_withdraws_everything() -> None:
     cfg = config()
     bgp, l2 = FakeBgp(cfg), FakeL2(cfg)
-    rec = Reconciler(cfg, Parts(FakeAddresses(), FakeForwarder(), bgp, l2), healthy(cfg),
+    addresses, forwarder = FakeAddresses(), FakeForwarder()
+    rec = Reconciler(cfg, Parts(addresses, forwarder, bgp, l2), healthy(cfg),
                      FakeElection(cfg), link_up=lambda _n: True)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        # withdrawn before the drain wait; addresses and IPVS removed only after it
+        assert not bgp.current
+        assert not l2.current
+        assert addresses.present
+        assert forwarder.table.services
+        slept.append(seconds)
 
     async def scenario() -> None:
         await rec.reconcile_once()
         assert bgp.current
         assert l2.current
-        await rec.shutdown()
+        await rec.shutdown(sleep=sleep)
 
     asyncio.run(scenario())
-    assert not bgp.current
-    assert not l2.current
+    assert slept == [max(s.drain_time for s in cfg.services)]
+    assert not addresses.present
+    assert not forwarder.table.services
 
 
 @pytest.mark.parametrize("events", [1, 50])
@@ -304,3 +315,72 @@ def test_wakeups_are_coalesced(events: int) -> None:
         return rec.passes - before
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_event_passes_plan_against_known_and_resync_dumps() -> None:
+    """Between resyncs a pass plans against forwarder.known() (no dump); the resync
+    dumps and heals a change made behind our back; a failed pass dumps next time."""
+    cfg = config()
+    forwarder = FakeForwarder()
+    health = healthy(cfg)
+    now = {"t": 0.0}
+    rec = Reconciler(cfg, Parts(FakeAddresses(), forwarder, FakeBgp(cfg), FakeL2(cfg)),
+                     health, FakeElection(cfg), clock=lambda: now["t"], resync_interval=2.0,
+                     link_up=lambda _n: True)
+
+    async def scenario() -> None:
+        assert (await rec.reconcile_once()).ok
+        assert forwarder.dumps == 1
+        programmed = forwarder.table
+        # A health change woken by an event: planned against known(), no dump.
+        now["t"] = 0.5
+        health.set("web", LABELS[0], False, 0.5)
+        before = len(forwarder.applied)
+        assert (await rec.reconcile_once()).ok
+        assert forwarder.dumps == 1
+        assert len(forwarder.applied) > before  # the weight change was applied
+        assert forwarder.table != programmed
+        # Someone deletes a service behind our back: an event pass does not see it...
+        victim = next(iter(forwarder.table.services))
+        forwarder.table = IpvsTable.of(
+            [s for k, s in forwarder.table.services.items() if k != victim],
+            [d for d in forwarder.table.dests.values() if d.key.service != victim])
+        now["t"] = 1.0
+        await rec.reconcile_once()
+        assert victim not in forwarder.table.services
+        assert forwarder.dumps == 1
+        # ...the resync does, and heals it.
+        now["t"] = 2.5
+        assert (await rec.reconcile_once()).ok
+        assert forwarder.dumps == 2
+        assert victim in forwarder.table.services
+
+    asyncio.run(scenario())
+
+
+def test_failed_pass_dumps_on_the_next_one() -> None:
+    cfg = config()
+    forwarder = FakeForwarder()
+    real_apply = forwarder.apply
+    calls = {"n": 0}
+
+    def flaky(ops: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("netlink busy")
+        real_apply(ops)
+
+    forwarder.apply = flaky  # type: ignore[method-assign]
+    health = healthy(cfg)
+    rec = Reconciler(cfg, Parts(FakeAddresses(), forwarder, FakeBgp(cfg), FakeL2(cfg)),
+                     health, FakeElection(cfg), clock=lambda: 0.0, link_up=lambda _n: True)
+
+    async def scenario() -> None:
+        assert (await rec.reconcile_once()).ok
+        health.set("web", LABELS[0], False, 0.0)
+        assert not (await rec.reconcile_once()).ok
+        assert forwarder.dumps == 1
+        assert (await rec.reconcile_once()).ok
+        assert forwarder.dumps == 2
+
+    asyncio.run(scenario())

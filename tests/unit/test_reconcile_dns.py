@@ -36,7 +36,7 @@ def test_names_follow_what_the_parts_announce() -> None:
         await rec.reconcile_once()
         assert dns.serving == {"web.example.test": ip_address("203.0.113.10"),
                                "lan.example.test": ip_address("192.0.2.100")}
-        await rec.shutdown()
+        await rec.shutdown(keep=True)  # the drain wait and cleanup: test_reconcile.py
         assert dns.serving == {}
 
     asyncio.run(scenario())

@@ -16,12 +16,10 @@ from speaker.api.client import ApiError, request
 from speaker.api.server import ApiServer
 from speaker.config import AppConfig, load_config
 from speaker.daemon import register_handlers
-from speaker.factory import Built
+from speaker.factory import BuildContext
 from speaker.fakes import FakeAddresses, FakeBgp, FakeElection, FakeForwarder, FakeHealth, FakeL2
 from speaker.metrics import REGISTRY
-from speaker.reconcile.apply import Parts
 from speaker.sdnotify import Notifier
-from speaker.seams import Wake
 from speaker.supervisor import Supervisor
 
 CFG: dict[str, Any] = {
@@ -29,13 +27,17 @@ CFG: dict[str, Any] = {
     "bgp": {"local_asn": 65010, "peers": [{"name": "r1", "address": "192.0.2.1", "asn": 65000}]},
     "services": [{"name": "web", "vip": "203.0.113.10", "ports": [80],
                   "backends": [{"address": "198.51.100.11", "port": 8080}],
-                  "health": {"type": "none"}}],
+                  "health": {"type": "none"}, "drain_time": "0.2s"}],
 }
 
 
-def fake_build(config: AppConfig, wake: Wake, runtime_dir: Path) -> Built:
-    parts = Parts(FakeAddresses(), FakeForwarder(), FakeBgp(config), FakeL2(config))
-    return Built(parts, FakeHealth(config), FakeElection(config))
+def fake_build(kind: str, config: AppConfig, ctx: BuildContext) -> object | None:
+    """Fakes for every kind of part (the real ones: speaker.factory.build_part)."""
+    makers: dict[str, Any] = {"health": FakeHealth, "election": FakeElection, "bgp": FakeBgp,
+                              "l2": FakeL2, "addresses": lambda _c: FakeAddresses(),
+                              "forwarder": lambda _c: FakeForwarder()}
+    maker = makers.get(kind)
+    return None if maker is None else maker(config)
 
 
 def gauge(name: str) -> float | None:
@@ -54,7 +56,7 @@ def test_reload_rejects_bad_config_and_keeps_running(tmp_path: Path) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(notify))
     listener.settimeout(5)
-    sup = Supervisor(cfg_path, load_config(cfg_path), build=fake_build,
+    sup = Supervisor(cfg_path, load_config(cfg_path), build_part=fake_build,
                      notifier=Notifier(str(notify)))
     api = ApiServer(sock)
     register_handlers(api, sup)
@@ -122,7 +124,7 @@ def test_drain_and_undrain_through_the_api(tmp_path: Path) -> None:
     cfg_path = tmp_path / "speaker.yaml"
     sock = tmp_path / "api.sock"
     write(cfg_path, {**CFG, "api": {"socket": str(sock)}})
-    sup = Supervisor(cfg_path, load_config(cfg_path), build=fake_build, notifier=Notifier(""))
+    sup = Supervisor(cfg_path, load_config(cfg_path), build_part=fake_build, notifier=Notifier(""))
     api = ApiServer(sock)
     register_handlers(api, sup)
     election = sup.built.election

@@ -16,18 +16,25 @@ The image is made of stages, each cached under ``$EDGE_SPEAKER_CACHE`` (default
 The initramfs handed to qemu is the concatenation of the cpio archives (the
 kernel unpacks them in order). Nothing here needs more than apt, debootstrap,
 cpio and pip's registry access, so a fresh CI machine builds it cold in about a
-minute. Run ``python -m tests.vm.image`` to build and print the paths.
+minute. Stages are written atomically (a per-process temporary file renamed into
+place), so concurrent builders sharing the cache never see a partial stage.
+``keepalived`` is in the guest for the connection-survival anchor (``lvs_sync_daemon``).
+Run ``python -m tests.vm.image`` to build and print the paths.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +43,8 @@ HERE = Path(__file__).resolve().parent
 SUITE = "bookworm"
 MIRROR = os.environ.get("EDGE_SPEAKER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BUILD_FORMAT = "1"  # bump when a stage's recipe changes in a way its inputs don't show
-GUEST_PACKAGES = ("kmod", "ipvsadm", "iproute2", "python3", "procps", "iputils-ping")
+GUEST_PACKAGES = ("kmod", "ipvsadm", "iproute2", "python3", "procps", "iputils-ping",
+                  "keepalived")
 GUEST_MODULES = (
     "virtio_pci", "virtio_net", "virtio_console", "9pnet_virtio", "9p",
     "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_fo", "ip_vs_ovf",
@@ -74,16 +82,54 @@ def _run(argv: list[str], **kwargs: object) -> str:
     return str(proc.stdout)
 
 
+def _tmp_beside(out: Path) -> Path:
+    """A temporary name unique to this process next to ``out`` (same filesystem).
+
+    Several engineers (and CI jobs) share the cache and may build the same stage at
+    once: each writes its own temporary file and renames it into place, so a reader
+    sees either no file or a whole one, never a half-written one.
+    """
+    return out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    os.replace(tmp, out)  # atomic; a concurrent builder's identical file is replaced
+
+
 def _pack_cpio(root: Path, out: Path) -> None:
     """Pack ``root`` as a newc cpio (owner root) into ``out`` atomically."""
-    tmp = out.with_suffix(".tmp")
+    tmp = _tmp_beside(out)
     files = _run(["find", ".", "-mindepth", "1"], cwd=root)
-    with tmp.open("wb") as fh:
-        subprocess.run(
-            ["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"],
-            input=files.encode(), cwd=root, stdout=fh, check=True,
-        )
-    tmp.rename(out)
+    try:
+        with tmp.open("wb") as fh:
+            subprocess.run(
+                ["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"],
+                input=files.encode(), cwd=root, stdout=fh, check=True,
+            )
+        _publish(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _stage_lock(cache: Path, name: str) -> Iterator[None]:
+    """Serialize builders of one stage kind (the shared ``debs``/``wheels`` directories
+    are written in place by debootstrap and pip); callers re-check after locking."""
+    with (cache / f".lock-{name}").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _copy_atomic(src: Path, out: Path) -> None:
+    tmp = _tmp_beside(out)
+    try:
+        shutil.copy2(src, tmp)
+        _publish(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # -- kernel -----------------------------------------------------------------
@@ -118,7 +164,14 @@ def build_kernel(cache: Path) -> tuple[Path, Path]:
     vmlinuz, cpio = stage / "vmlinuz", stage / "modules.cpio"
     if vmlinuz.exists() and cpio.exists():
         return vmlinuz, cpio
-    stage.mkdir(parents=True, exist_ok=True)
+    with _stage_lock(cache, "kernel"):
+        if not (vmlinuz.exists() and cpio.exists()):
+            stage.mkdir(parents=True, exist_ok=True)
+            _build_kernel_stage(cache, pkg, vmlinuz, cpio)
+    return vmlinuz, cpio
+
+
+def _build_kernel_stage(cache: Path, pkg: str, vmlinuz: Path, cpio: Path) -> None:
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         _run(["apt-get", "download", pkg], cwd=tmp)
         deb = next(Path(tmp).glob("*.deb"))
@@ -145,9 +198,9 @@ def build_kernel(cache: Path) -> tuple[Path, Path]:
             shutil.copy2(by_name[name], target)
         for meta in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
             shutil.copy2(src / meta, dst / meta)
+        # vmlinuz last: its presence (with the cpio) marks the stage complete.
         _pack_cpio(root, cpio)
-        shutil.copy2(next((extract / "boot").glob("vmlinuz-*")), vmlinuz)
-    return vmlinuz, cpio
+        _copy_atomic(next((extract / "boot").glob("vmlinuz-*")), vmlinuz)
 
 
 # -- base rootfs --------------------------------------------------------------
@@ -156,6 +209,13 @@ def build_base(cache: Path) -> Path:
     out = cache / f"base-{_digest(SUITE, MIRROR, *GUEST_PACKAGES, *SLIM_PATHS)}.cpio"
     if out.exists():
         return out
+    with _stage_lock(cache, "base"):
+        if not out.exists():
+            _build_base_stage(cache, out)
+    return out
+
+
+def _build_base_stage(cache: Path, out: Path) -> None:
     debs = cache / "debs"
     debs.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
@@ -168,7 +228,6 @@ def build_base(cache: Path) -> Path:
             shutil.rmtree(root / rel, ignore_errors=True)
         (root / "etc" / "hostname").write_text("esv-vm\n")
         _pack_cpio(root, out)
-    return out
 
 
 # -- python deps --------------------------------------------------------------
@@ -207,9 +266,16 @@ def runtime_requirements() -> list[str]:
 
 def build_python(cache: Path) -> Path:
     reqs = runtime_requirements()
-    out = cache / f"python-{_digest(sys.version, *reqs)}.cpio"
+    out = cache / f"python-{_digest(sys.version, 'pyc', *reqs)}.cpio"
     if out.exists():
         return out
+    with _stage_lock(cache, "python"):
+        if not out.exists():
+            _build_python_stage(cache, reqs, out)
+    return out
+
+
+def _build_python_stage(cache: Path, reqs: list[str], out: Path) -> None:
     wheels = cache / "wheels"
     wheels.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
@@ -220,10 +286,11 @@ def build_python(cache: Path) -> Path:
         # sdist where there is none (exabgp 4.2 ships only an sdist).
         _run([*pip, "wheel", "--no-deps", "-w", str(wheels), "-r", str(req_file)])
         site = Path(tmp) / "root" / "usr" / "local" / "lib" / "python3.11" / "dist-packages"
-        _run([*pip, "install", "--no-index", "--no-deps", "--no-compile",
+        # Compiled here (the host's Python is the guest's 3.11): under TCG, importing
+        # pydantic or ExaBGP from source costs tens of seconds per process.
+        _run([*pip, "install", "--no-index", "--no-deps",
               "--find-links", str(wheels), "--target", str(site), "-r", str(req_file)])
         _pack_cpio(Path(tmp) / "root", out)
-    return out
 
 
 # -- init -----------------------------------------------------------------------
@@ -255,12 +322,15 @@ def build_image(cache: Path | None = None) -> VmImage:
     parts = [build_base(cache), modules, build_python(cache), build_init(cache)]
     joined = cache / f"initramfs-{_digest(*(p.name for p in parts), vmlinuz.parent.name)}.cpio"
     if not joined.exists():
-        tmp = joined.with_suffix(".tmp")
-        with tmp.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as fh:
-                    shutil.copyfileobj(fh, out)
-        tmp.rename(joined)
+        tmp = _tmp_beside(joined)
+        try:
+            with tmp.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as fh:
+                        shutil.copyfileobj(fh, out)
+            _publish(tmp, joined)
+        finally:
+            tmp.unlink(missing_ok=True)
     return VmImage(kernel=vmlinuz, initramfs=joined)
 
 

@@ -46,12 +46,13 @@ class GuestError(RuntimeError):
 class Vm:
     """A booted guest; :meth:`run` and :meth:`py` go through the virtio-serial agent."""
 
-    def __init__(self, image: VmImage, workdir: Path, switch_ns: str, taps: tuple[str, str]):
+    def __init__(self, image: VmImage, workdir: Path, switch_ns: str, taps: tuple[str, str],
+                 macs: tuple[str, str] = (FRONT_MAC, BACK_MAC), memory_mb: int = 1024):
         self.workdir = workdir
         self.socket_path = workdir / "agent.sock"
         self.console = workdir / "console.log"
         argv = [
-            "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-m", "1024",
+            "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-m", str(memory_mb),
             "-smp", "1", "-nographic", "-no-reboot", "-monitor", "none", "-display", "none",
             "-kernel", str(image.kernel), "-initrd", str(image.initramfs),
             "-append", "console=ttyS0 panic=-1 quiet",
@@ -61,7 +62,7 @@ class Vm:
             "-chardev", f"socket,id=agent,path={self.socket_path},server=on,wait=off",
             "-device", "virtserialport,chardev=agent,name=agent",
         ]
-        for i, (tap, mac) in enumerate(zip(taps, (FRONT_MAC, BACK_MAC), strict=True)):
+        for i, (tap, mac) in enumerate(zip(taps, macs, strict=True)):
             argv += ["-netdev", f"tap,id=n{i},ifname={tap},script=no,downscript=no",
                      "-device", f"virtio-net-pci,netdev=n{i},mac={mac}"]
 
@@ -80,7 +81,7 @@ class Vm:
         self._buffer = b""
         self._seq = 0
 
-    def wait_ready(self, timeout: float = 120.0) -> float:
+    def wait_ready(self, timeout: float = 120.0, ping_timeout: float = 30.0) -> float:
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if self.proc.poll() is not None:
@@ -92,7 +93,15 @@ class Vm:
             raise GuestError(f"guest did not boot in {timeout}s: {self.tail()}")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(str(self.socket_path))
-        self.request({"op": "ping"}, timeout=30)
+        # A ping sent while the agent (re)opens its port can be dropped by qemu: resend.
+        deadline = time.monotonic() + ping_timeout
+        while True:
+            try:
+                self.request({"op": "ping"}, timeout=5)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise GuestError(f"agent does not answer: {self.tail()}") from None
         return time.monotonic() - start
 
     def _console_text(self) -> str:
@@ -110,15 +119,19 @@ class Vm:
         req = {**req, "id": self._seq}
         self.sock.sendall((json.dumps(req) + "\n").encode())
         self.sock.settimeout(timeout)
-        while b"\n" not in self._buffer:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise GuestError(f"agent closed the connection: {self.tail()}")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        reply: dict[str, Any] = json.loads(line)
-        assert reply.get("id") == self._seq, reply
-        return reply
+        while True:
+            while b"\n" not in self._buffer:
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    raise GuestError(f"agent closed the connection: {self.tail()}")
+                self._buffer += chunk
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            reply: dict[str, Any] = json.loads(line)
+            if reply.get("id") == self._seq:
+                return reply
+            # A late answer to an earlier ping that timed out: skip it.
+            assert isinstance(reply.get("id"), int), reply
+            assert reply["id"] < self._seq, reply
 
     def run(self, *argv: str, check: bool = True, timeout: float = 300.0) -> str:
         reply = self.request({"op": "run", "argv": list(argv), "timeout": timeout}, timeout + 5)

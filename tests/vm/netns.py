@@ -98,11 +98,12 @@ def listen(ns: str, host: str, port: int) -> socket.socket:
 class Namespaces:
     """A set of namespaces created by one fixture; :meth:`cleanup` removes them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "esv-") -> None:
         self.names: list[str] = []
+        self.prefix = prefix
 
     def add(self, name: str) -> str:
-        assert name.startswith("esv-")
+        assert name.startswith(self.prefix)
         assert len(name) <= 32
         sh("ip", "netns", "add", name)
         self.names.append(name)
@@ -142,8 +143,8 @@ def sweep_stale() -> list[str]:
 
 
 @contextmanager
-def namespaces() -> Iterator[Namespaces]:
-    ns = Namespaces()
+def namespaces(prefix: str = "esv-") -> Iterator[Namespaces]:
+    ns = Namespaces(prefix)
     try:
         yield ns
     finally:

@@ -1,0 +1,44 @@
+"""The appliance pair, booted once per test module and shared by its tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.vm.image import build_image
+from tests.vm.netns import namespaces, run_id
+from tests.vm_e2e.pair import Pair, build_pair
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "the VM tier needs root (namespaces, taps)"
+    for tool in ("qemu-system-x86_64", "debootstrap", "cpio", "ip", "bird", "birdc"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    start = time.monotonic()
+    image = build_image()
+    built = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="eve-e2e-"))
+    with namespaces("eve-") as nss:
+        lab = build_pair(image, workdir, nss, run_id())
+        print(f"\nVM image {built - start:.1f} s, pair boot {time.monotonic() - built:.1f} s")
+        try:
+            yield lab
+        finally:
+            lab.close()
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,203 @@
+"""The whole forwarding path: two appliance VMs running `speaker run` with IPVS on.
+
+The pair boots once for the module; tests run in file order and the last one kills
+an appliance. See tests/vm_e2e/pair.py for the topology.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.vm.netns import sh
+from tests.vm_e2e.flows import Backends, Flows, http_get
+from tests.vm_e2e.pair import (
+    CLIENT_DR,
+    CLIENT_NAT,
+    NODES,
+    VIP_DR,
+    VIP_NAT,
+    Appliance,
+    Pair,
+    appliance_config,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.vm, pytest.mark.vm_e2e, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def backends(pair: Pair) -> Iterator[Backends]:
+    servers = Backends(pair.backends)
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture(scope="module")
+def up(pair: Pair, backends: Backends) -> Pair:
+    """Both speakers serving: one leader, every backend healthy in IPVS."""
+    for node in pair.nodes.values():
+        wait_for(f"{node.name}'s API", node.ready, timeout=300, every=2)
+    wait_for("one leader", lambda: sum(n.leader() for n in pair.nodes.values()) == 1,
+             timeout=120, every=1)
+    for node in pair.nodes.values():
+        wait_for(f"{node.name}: 3 healthy dests per service",
+                 lambda node=node: _weights(node, VIP_DR, 80) == {"198.51.100.11": 1,
+                                                                  "198.51.100.12": 1,
+                                                                  "198.51.100.13": 1},
+                 timeout=120, every=1)
+    return pair
+
+
+def _leader(pair: Pair) -> Appliance:
+    (lead,) = [n for n in pair.nodes.values() if n.alive and n.leader()]
+    return lead
+
+
+def _other(pair: Pair, node: Appliance) -> Appliance:
+    (other,) = [n for n in pair.nodes.values() if n is not node]
+    return other
+
+
+def _weights(node: Appliance, vip: str, port: int) -> dict[str, int]:
+    out = node.vm.run("ipvsadm", "-Ln", "-t", f"{vip}:{port}", check=False)
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"->\s+([\d.]+):\d+\s+\w+\s+(\d+)", out)}
+
+
+def _scheduler(node: Appliance, vip: str, port: int) -> str:
+    out = node.vm.run("ipvsadm", "-Ln", "-t", f"{vip}:{port}", check=False)
+    match = re.search(rf"TCP\s+{re.escape(vip)}:{port}\s+(\w+)", out)
+    return match.group(1) if match else ""
+
+
+def _synced(node: Appliance, vip: str = VIP_DR, port: int = 9000) -> int:
+    """Established connection entries to vip:port in this appliance's IPVS table (a
+    backup learns them from the master's sync messages, sent within ~2 s)."""
+    out = node.vm.run("ipvsadm", "-Lnc", check=False)
+    return sum(1 for line in out.splitlines()
+               if "ESTABLISHED" in line and f"{vip}:{port}" in line)
+
+
+def _route_nat_via(pair: Pair, node: Appliance) -> None:
+    """NAT replies must pass the director that forwarded: point the backends at it."""
+    for ns in pair.backends:
+        sh("ip", "-n", ns, "route", "replace", f"{CLIENT_NAT}/32", "via",
+           str(NODES[node.name]["back"]))
+
+
+def test_sync_daemons_follow_the_election(up: Pair) -> None:
+    def roles_match() -> bool:
+        leaders = [n for n in up.nodes.values() if n.leader()]
+        if len(leaders) != 1:
+            return False  # mid-election
+        lead = leaders[0]
+        other = _other(up, lead)
+        return ("master sync daemon (mcast=back, syncid=14" in lead.vm.run(
+                    "ipvsadm", "-L", "--daemon")
+                and "backup sync daemon (mcast=back, syncid=14" in other.vm.run(
+                    "ipvsadm", "-L", "--daemon"))
+
+    # A reconcile pass after the election's verdict switches the daemons.
+    wait_for("master on the leader, backup on the other", roles_match, timeout=30, every=1)
+    for node in up.nodes.values():
+        assert node.vm.run("sysctl", "-n", "net.ipv4.vs.sloppy_tcp").strip() == "1"
+        assert node.vm.run("sysctl", "-n", "net.ipv4.vs.sync_version").strip() == "1"
+
+
+def test_l2_dr_spreads_by_scheduler(up: Pair) -> None:
+    seen = collections.Counter(http_get(up.client, VIP_DR, CLIENT_DR) for _ in range(30))
+    assert seen == {"be0": 10, "be1": 10, "be2": 10}  # rr over three healthy backends
+
+
+def test_l2_nat_spreads_by_weight(up: Pair) -> None:
+    _route_nat_via(up, _leader(up))
+    seen = collections.Counter(http_get(up.client, VIP_NAT, CLIENT_NAT) for _ in range(25))
+    assert seen == {"be0": 15, "be1": 5, "be2": 5}  # wrr 3:1:1
+
+
+def test_stopped_backend_reaches_ipvs_weights(up: Pair, backends: Backends) -> None:
+    backends.stop_http(2)
+    try:
+        for node in up.nodes.values():
+            wait_for(f"{node.name}: be2 out of IPVS",
+                     lambda node=node: _weights(node, VIP_DR, 80).get("198.51.100.13", 0) == 0,
+                     timeout=60)
+        seen = collections.Counter(http_get(up.client, VIP_DR, CLIENT_DR) for _ in range(10))
+        assert "be2" not in seen
+    finally:
+        backends.start_http(2)
+    for node in up.nodes.values():
+        wait_for(f"{node.name}: be2 back", lambda node=node: _weights(
+            node, VIP_DR, 80).get("198.51.100.13") == 1, timeout=60)
+
+
+def test_reload_changes_scheduler_and_weight_in_place(up: Pair) -> None:
+    for node in up.nodes.values():
+        node.write_config(appliance_config(node.name, scheduler_nat="wlc",
+                                           nat_weights=(1, 1, 4)))
+        result = node.api("reload")
+        assert result["ok"], result
+    for node in up.nodes.values():
+        wait_for(f"{node.name}: wlc and weight 4", lambda node=node: (
+            _scheduler(node, VIP_NAT, 80) == "wlc"
+            and _weights(node, VIP_NAT, 80).get("198.51.100.13") == 4), timeout=60)
+        log = node.vm.run("cat", "/tmp/speaker.log")
+        after = log.rsplit("config_reloaded", 1)[1]
+        assert "ipvs_edit_service" in after or "ipvs_edit" in after
+        assert f"ipvs_add_service target=tcp:{VIP_NAT}" not in after  # edited, not re-added
+    for node in up.nodes.values():  # back to the module's baseline
+        node.write_config(appliance_config(node.name))
+        assert node.api("reload")["ok"]
+
+
+def test_drain_hands_over_and_connections_survive(up: Pair) -> None:
+    lead = _leader(up)
+    other = _other(up, lead)
+    flows = Flows(up.client, VIP_DR, 40, CLIENT_DR)
+    try:
+        wait_for("flows echoing", lambda: flows.healthy() == 40, timeout=30)
+        wait_for("the backup knows every flow", lambda: _synced(other) >= 40, timeout=30)
+        lead.vm.run("python3", "-m", "speaker", "drain", "-c",
+                    "/etc/edge-speaker/speaker.yaml", timeout=240)
+        wait_for("the other appliance leads", other.leader, timeout=60, every=0.5)
+        wait_for("flows echo through the new leader", lambda: flows.healthy() >= 40,
+                 timeout=30)
+        report = flows.report()
+    finally:
+        flows.close()
+    print(f"\ndrain: {report}")
+    assert report.survived == report.total, report
+    seen = {http_get(up.client, VIP_DR, CLIENT_DR) for _ in range(6)}
+    assert seen == {"be0", "be1", "be2"}
+    lead.api("undrain")
+
+
+def test_appliance_death_moves_vip_and_connections_survive(up: Pair) -> None:
+    lead = _leader(up)
+    survivor = _other(up, lead)
+    l2 = Flows(up.client, VIP_DR, 40, CLIENT_DR)
+    try:
+        wait_for("flows echoing", lambda: l2.healthy() == 40, timeout=30)
+        wait_for("the backup knows every flow", lambda: _synced(survivor) >= 40, timeout=30)
+        up.kill(lead.name)
+        wait_for("the survivor leads", survivor.leader, timeout=60, every=0.5)
+        wait_for("new connections to the L2 VIP", lambda: _try(up, VIP_DR), timeout=60)
+        wait_for("flows settle", lambda: l2.healthy(2.0) + len(l2.broken) == 40, timeout=40)
+        report = l2.report()
+    finally:
+        l2.close()
+    print(f"\ndeath, L2: {report}")
+    assert report.survived == report.total, report
+
+
+def _try(pair: Pair, vip: str) -> bool:
+    try:
+        return http_get(pair.client, vip, CLIENT_DR, timeout=2).startswith("be")
+    except OSError:
+        return False
