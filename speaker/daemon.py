@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import start_http_server
-
+from speaker.api.metrics_http import MetricsServer
 from speaker.api.server import ApiServer
 from speaker.config import AppConfig
 from speaker.factory import StartupError
@@ -20,6 +19,7 @@ from speaker.supervisor import Supervisor
 
 LOG = event_log(__name__)
 DRAIN_PENALTY = 254
+STATUS_CACHE_S = 0.25
 
 
 def _drain_key(sup: Supervisor, args: dict[str, Any]) -> tuple[str, str | None]:
@@ -47,11 +47,22 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
     async def ping(_args: dict[str, Any]) -> str:
         return "pong"
 
+    cache: list[tuple[float, tuple[object, ...], dict[str, Any]]] = []
+
     async def status(_args: dict[str, Any]) -> dict[str, Any]:
-        return status_document(sup)
+        # A burst of callers (2,000 at once) shares one document per STATUS_CACHE_S, as
+        # long as nothing it shows moved (no reconcile pass, drain or reload since): with
+        # thousands of backends each document costs milliseconds of the supervisor's loop.
+        now = time.monotonic()
+        last = rec.last
+        key = (id(rec.drains), id(sup.last_reload), id(sup.config),
+               last.finished if last is not None else None)
+        if not cache or now - cache[0][0] > STATUS_CACHE_S or cache[0][1] != key:
+            cache[:] = [(now, key, status_document(sup))]
+        return cache[0][2]
 
     async def reload(_args: dict[str, Any]) -> dict[str, Any]:
-        return await sup.reload()
+        return await sup.reload()  # the reload ends with its own reconcile pass
 
     async def drain(args: dict[str, Any], on: bool = True) -> dict[str, Any]:
         kind, name = _drain_key(sup, args)
@@ -82,10 +93,12 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
 async def _serve(sup: Supervisor, config: AppConfig) -> int:
     api = ApiServer(config.api.socket, config.api.mode)
     register_handlers(api, sup)
+    extra = [api.run]
     if config.metrics.enabled:
-        start_http_server(config.metrics.port, config.metrics.address, registry=REGISTRY)
-        LOG.info("metrics_listening", address=config.metrics.address, port=config.metrics.port)
-    return await sup.run(extra=[api.run])
+        metrics = MetricsServer(REGISTRY, config.metrics.address, config.metrics.port)
+        await metrics.start()
+        extra.append(metrics.run)
+    return await sup.run(extra=extra)
 
 
 def run_daemon(config_path: Path, config: AppConfig, runtime_dir: Path | None = None) -> int:
@@ -96,12 +109,18 @@ def run_daemon(config_path: Path, config: AppConfig, runtime_dir: Path | None = 
     except (StartupError, NotImplementedError, LookupError, OSError) as exc:
         # the host cannot run this config (no IPVS, no such VIP interface, ...): a clear
         # message, never a traceback
-        LOG.error("startup_failed", reason="unsupported_host", error=str(exc))
-        print(f"speaker: cannot start: {exc}", file=sys.stderr)
+        _startup_failed("unsupported_host", str(exc))
         return 1
     try:
         return asyncio.run(_serve(sup, config))
     except OSError as exc:
-        LOG.error("startup_failed", reason="os_error", error=str(exc))
-        print(f"speaker: cannot start: {exc}", file=sys.stderr)
+        _startup_failed("os_error", str(exc))
         return 1
+
+
+def _startup_failed(reason: str, error: str) -> None:
+    """One structured line; the plain sentence too only for a person at a terminal (the
+    log goes to the same stderr, so a journal would otherwise show the hint twice)."""
+    LOG.error("startup_failed", reason=reason, error=error)
+    if sys.stderr.isatty():
+        print(f"speaker: cannot start: {error}", file=sys.stderr)

@@ -9,14 +9,19 @@ builder that makes `speaker.fakes` instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speaker.config import AppConfig
 from speaker.model import L2Vip
 from speaker.parts import managed_ranges, uses_bgp, uses_dns, uses_l2
 from speaker.seams import Forwarder, Wake
+
+if TYPE_CHECKING:
+    from speaker.timing.proxy import TimingDomain
 
 __all__ = ["BUILDERS", "BuildContext", "StartupError", "build_part", "managed_ranges",
            "uses_bgp", "uses_dns", "uses_l2"]
@@ -34,6 +39,32 @@ class BuildContext:
     runtime_dir: Path
     resolve_conflict: Callable[[L2Vip, str], bool]
     """The running election's duplicate-owner rule (late-bound: survives an engine swap)."""
+    handing_over: Callable[[L2Vip], bool] = lambda _vip: False
+    """The running election's "this VIP is being handed over" (the L2 responder keeps
+    answering until the new owner announces; late-bound like resolve_conflict)."""
+    timing: TimingDomain | None = None
+    """The timing child (VRRP, ARP/NDP responder), shared by the election and L2 parts."""
+
+
+def timing_child_wanted(config: AppConfig) -> bool:
+    """True when the time-critical work of this config runs in the timing child.
+    SPEAKER_TIMING_CHILD=0 keeps it on the supervisor's loop (the single-loop design, for
+    comparison benchmarks only)."""
+    from speaker.timing.protocol import needs_child
+
+    return needs_child(config) and os.environ.get("SPEAKER_TIMING_CHILD", "1") != "0"
+
+
+def _timing(config: AppConfig, ctx: BuildContext) -> TimingDomain:
+    """The one timing domain of this supervisor (created on first use)."""
+    if ctx.timing is None:
+        from speaker.timing.proxy import TimingDomain
+
+        ctx.timing = TimingDomain(config, ctx.wake)
+        ctx.timing.prespawn()  # its imports overlap the rest of the supervisor's start-up
+    else:
+        ctx.timing.reconfigure(config)
+    return ctx.timing
 
 
 def _forwarder(config: AppConfig, ctx: BuildContext) -> Forwarder:
@@ -63,6 +94,8 @@ def _health(config: AppConfig, ctx: BuildContext) -> object:
 
 
 def _election(config: AppConfig, ctx: BuildContext) -> object:
+    if timing_child_wanted(config):
+        return _timing(config, ctx).election
     from speaker.election import make_election
 
     return make_election(config, ctx.wake)
@@ -75,10 +108,13 @@ def _bgp(config: AppConfig, ctx: BuildContext) -> object:
 
 
 def _l2(config: AppConfig, ctx: BuildContext) -> object:
+    if timing_child_wanted(config):
+        return _timing(config, ctx).l2
     from speaker.l2 import L2Responder
 
     # a duplicate owner is resolved by the election's rule (lower priority yields)
-    return L2Responder(config, ctx.wake, conflict_hook=ctx.resolve_conflict)
+    return L2Responder(config, ctx.wake, conflict_hook=ctx.resolve_conflict,
+                       handover_hook=ctx.handing_over)
 
 
 def _bfd(config: AppConfig, ctx: BuildContext) -> object:

@@ -106,6 +106,12 @@ class FakeBgp(_Part):
     def announced(self) -> frozenset[BgpAnnouncement]:
         return self.current
 
+    def announced_to(self) -> Mapping[str, frozenset[BgpAnnouncement]]:
+        return {}
+
+    def accepted(self) -> frozenset[BgpAnnouncement]:
+        return self.current
+
     def sessions(self) -> Mapping[str, PeerState]:
         return {}
 

@@ -48,6 +48,34 @@ class EventLog:
         self._emit(logging.ERROR, event, fields)
 
 
+class Throttle:
+    """Rate limit for log lines about hostile or broken input: at most one line per key
+    every `every` seconds, carrying how many were suppressed in between."""
+
+    def __init__(self, every: float = 10.0, max_keys: int = 1024) -> None:
+        self.every = every
+        self.max_keys = max_keys
+        self._last: dict[object, tuple[float, int]] = {}
+
+    def allow(self, key: object, now: float) -> int | None:
+        """None: stay quiet; else the number of lines suppressed since the last one."""
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.every:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
+        if last is None and len(self._last) >= self.max_keys:
+            self._last.clear()  # bounded memory under a flood of distinct sources
+        self._last[key] = (now, 0)
+        return 0 if last is None else last[1]
+
+
+def _clean(value: Any) -> Any:
+    """Floats with at most 6 decimals (no 0.30000000000000004 in a log line)."""
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
 def event_log(name: str) -> EventLog:
     """The structured logger for a module."""
     return EventLog(name)
@@ -61,7 +89,8 @@ def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
         "logger": record.name,
         "event": record.getMessage(),
     }
-    out.update(getattr(record, _FIELDS, {}))
+    # None means "not applicable": leave the key out rather than print `None`
+    out.update((k, _clean(v)) for k, v in getattr(record, _FIELDS, {}).items() if v is not None)
     if record.exc_info and record.exc_info[1] is not None:
         out["error"] = repr(record.exc_info[1])
     return out

@@ -85,7 +85,21 @@ class BgpSpeaker(Component, Protocol):
         ...
 
     def announced(self) -> frozenset[BgpAnnouncement]:
-        """What the speaker believes is announced now (acked by ExaBGP)."""
+        """What routers have been sent: announcements acknowledged by ExaBGP
+        while the session to at least one peer was established (forgotten when
+        that session goes down). Status and metrics report this."""
+        ...
+
+    def announced_to(self) -> Mapping[str, frozenset[BgpAnnouncement]]:
+        """`announced()` per peer name."""
+        ...
+
+    def accepted(self) -> frozenset[BgpAnnouncement]:
+        """What the speaker holds and keeps delivering: the last `set()` minus
+        what ExaBGP refused. A session that is down (or not up yet) gets it when
+        it comes up, without another `set()`. The reconciler plans against this,
+        so a VIP waiting for a session is not re-announced (or logged) on every
+        resync; a refused one is (set() retries it)."""
         ...
 
     def sessions(self) -> Mapping[str, PeerState]:

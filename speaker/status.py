@@ -68,6 +68,7 @@ def _vips(sup: Supervisor) -> list[dict[str, Any]]:
         return []
     parts = sup.built.parts
     announced = {a.prefix.network_address: a for a in parts.bgp.announced()} if parts.bgp else {}
+    sent_to = parts.bgp.announced_to() if parts.bgp else {}
     owned = {v.address: v for v in parts.l2.owned()} if parts.l2 else {}
     l2_detail = parts.l2.status() if parts.l2 else {}
     yielded = set(_strings(l2_detail.get("yielded")))
@@ -91,7 +92,8 @@ def _vips(sup: Supervisor) -> list[dict[str, Any]]:
             "bgp": {"reason": _bgp_reason(d.bgp, ann is not None), "decided": d.bgp.value,
                     "desired": d.bgp in _ON,
                     "announced": ann is not None,
-                    "to": list(ann.peers or peers) if ann else [],
+                    "to": ([n for n, anns in sorted(sent_to.items()) if ann in anns]
+                           or list(ann.peers or peers)) if ann else [],
                     "attributes": None if ann is None else {
                         k: v for k, v in asdict(ann).items() if k not in ("prefix", "peers")}},
             "l2": {"reason": _l2_reason(d.l2, d.vip in owned, str(d.vip), yielded),
@@ -172,7 +174,8 @@ def status_document(sup: Supervisor) -> dict[str, Any]:
         "reconcile": {"passes": rec.passes, "last": None if last is None else {
             "ok": last.ok, "ops": last.ops, "duration_s": round(last.duration, 6),
             "age_s": round(time.monotonic() - last.finished, 3), "errors": last.errors}},
-        "components": {type(c).__name__: c.status() for c in sup.components()},
+        "components": {getattr(c, "status_name", type(c).__name__): c.status()
+                       for c in sup.components()},
         "parts": {k: {"variant": v.variant, "running": k in sup.objects or not v.component}
                   for k, v in sup.specs.items()},
         "sysctls": {"managed": sup.config.dataplane.manage_sysctls,

@@ -24,7 +24,8 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from speaker.config import AppConfig, ConfigError, ConfigUnreadableError, load_config
+from speaker.config import AppConfig, ConfigError, ConfigUnreadableError
+from speaker.config.isolated import load_isolated
 from speaker.factory import BuildContext, build_part
 from speaker.ipvs_stats import IpvsStatsPoller
 from speaker.logs import event_log, setup_logging
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 LOG = event_log(__name__)
 PartBuilder = Callable[[str, AppConfig, BuildContext], object | None]
 STOP_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 15.0
+"""How long the first reconcile waits for parts in another process (the timing child)."""
 """Longest a stopping part may take to withdraw/release before it is cancelled anyway."""
 
 
@@ -96,7 +99,8 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._wake_target: Reconciler | None = None
         self._build = build_part
-        self._ctx = BuildContext(self._wake, self.runtime_dir, self._resolve_conflict)
+        self._ctx = BuildContext(self._wake, self.runtime_dir, self._resolve_conflict,
+                                 self._handing_over)
         self.specs: Mapping[str, PartSpec] = parts_for(config)
         self.objects: dict[str, object] = {}
         for kind in self.specs:
@@ -143,6 +147,10 @@ class Supervisor:
     def _resolve_conflict(self, vip: L2Vip, other_mac: str) -> bool:
         hook = getattr(self.objects.get("election"), "resolve_conflict", None)
         return True if hook is None else bool(hook(vip, other_mac))
+
+    def _handing_over(self, vip: L2Vip) -> bool:
+        hook = getattr(self.objects.get("election"), "handing_over", None)
+        return False if hook is None else bool(hook(vip))
 
     def _wake(self, event: str) -> None:
         if self._wake_target is not None:
@@ -210,9 +218,10 @@ class Supervisor:
         async with self._reload_lock:
             if self._stop.is_set():
                 return self._reject(["the appliance is stopping"], "stopping", [])
-            # (1) the one load step (an isolated loader can replace just this call)
+            # (1) load and validate in a limited child process (speaker.config.isolated):
+            # no input can crash or block the supervisor
             try:
-                config = load_config(self.config_path)
+                config = await load_isolated(self.config_path)
             except (ConfigError, ConfigUnreadableError) as exc:
                 errors = ([str(i) for i in exc.issues] if isinstance(exc, ConfigError)
                           else [str(exc)])
@@ -329,6 +338,20 @@ class Supervisor:
 
     # --- run ----------------------------------------------------------------------------
 
+    async def _wait_components_ready(self) -> None:
+        """Parts in another process (the timing child) say when they run; reconcile after,
+        so READY means adverts and ARP answers are being handled."""
+        for component in self.components():
+            wait_ready = getattr(component, "wait_ready", None)
+            if wait_ready is None:
+                continue
+            try:
+                async with asyncio.timeout(READY_TIMEOUT_S):
+                    await wait_ready()
+            except TimeoutError:
+                LOG.error("component_not_ready", reason="timeout",
+                          component=type(component).__name__, timeout_s=READY_TIMEOUT_S)
+
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval
         if interval is None:
@@ -352,6 +375,7 @@ class Supervisor:
                 self._group = group
                 for kind in self.specs:
                     self._start_task(kind)
+                await self._wait_components_ready()
                 others = [group.create_task(self.reconciler.run()),
                           group.create_task(self._watchdog())]
                 if self.ipvs_stats is not None:

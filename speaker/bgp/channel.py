@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -168,15 +167,17 @@ class BridgeServer:
         self.current: BridgeConnection | None = None
 
     async def start(self) -> None:
-        """Bind the socket (owner-only permissions)."""
+        """Bind the socket (owner-only permissions).
+
+        The socket lives in a 0700 directory, so nobody else can reach it between the
+        bind and the chmod; the umask is never touched (it is per process: a temporary
+        0077 made files that other threads created meanwhile unreadable to others)."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.parent.chmod(0o700)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        old = os.umask(0o077)
-        try:
-            self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
-        finally:
-            os.umask(old)
+        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
+        self.path.chmod(0o600)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.current is not None:

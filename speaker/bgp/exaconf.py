@@ -123,10 +123,17 @@ def environment(base: Mapping[str, str], *, python_path: Path, bind: tuple[str, 
     return env
 
 
-def argv(exabgp: Path, config: Path, version: ExaBgpVersion, netns: str | None = None
-         ) -> list[str]:
-    """Command line: 4.2 `exabgp CONF`, 5.x `exabgp server CONF`."""
-    cmd = [str(exabgp), *(["server"] if version.major >= 5 else []), str(config)]
+def argv(exabgp: Path, config: Path, version: ExaBgpVersion, netns: str | None = None,
+         python: Path | None = None) -> list[str]:
+    """Command line: 5.x `exabgp server CONF`; 4.x `PYTHON -m speaker.bgp.refreshfix
+    CONF` when the interpreter of a pip-installed 4.x is known (its route refresh
+    repaired, see refreshfix), else `exabgp CONF`."""
+    if version.major >= 5:
+        cmd = [str(exabgp), "server", str(config)]
+    elif python is not None:
+        cmd = [str(python), "-m", "speaker.bgp.refreshfix", str(config)]
+    else:
+        cmd = [str(exabgp), str(config)]
     return (["ip", "netns", "exec", netns, *cmd]) if netns else cmd
 
 

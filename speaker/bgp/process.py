@@ -2,10 +2,9 @@
 
 The child dies with the supervisor (PR_SET_PDEATHSIG), its output becomes
 structured log lines, and a crash is followed by a restart after a delay that
-doubles per quick failure (`restart_delay`, pure). Also here: the two facts the
-speaker asks the system before it can write a config: which ExaBGP version is
-installed (4.2 and 5 differ on the command line) and which source address the
-kernel would use towards a peer without `local_address`.
+doubles per quick failure (`restart_delay`, pure). Also here: the source
+address the kernel would use towards a peer without `local_address` (the
+version of ExaBGP is read from files: `speaker.bgp.install`).
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ import asyncio
 import contextlib
 import ctypes
 import json
-import re
 import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from speaker.bgp.exaconf import ExaBgpVersion
 from speaker.logs import event_log
 from speaker.model import IPAddress
 
@@ -30,7 +27,6 @@ BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 10.0
 """A run this long counts as healthy (sessions form within seconds): the next
 crash restarts at once, as the first one does."""
-_VERSIONS: dict[str, ExaBgpVersion] = {}
 
 
 def restart_delay(quick_failures: int) -> float:
@@ -45,18 +41,6 @@ def restart_delay(quick_failures: int) -> float:
 def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-VERSION_PROBE_LIMIT_S = 120.0
-
-
-def parse_version(text: str) -> ExaBgpVersion | None:
-    """Version from `exabgp --version` / `exabgp version` output."""
-    match = re.search(r"ExaBGP\s*:?\s*(\d+)\.(\d+)(?:\.(\d+))?", text, re.IGNORECASE)
-    if not match:
-        return None
-    return ExaBgpVersion(int(match.group(1)), int(match.group(2)),
-                         ".".join(g for g in match.groups() if g is not None))
 
 
 async def _output(argv: Sequence[str], limit_s: float = 20.0) -> tuple[int, str]:
@@ -74,22 +58,6 @@ async def _output(argv: Sequence[str], limit_s: float = 20.0) -> tuple[int, str]
         await proc.wait()
         return -1, ""
     return proc.returncode or 0, out.decode("utf-8", "replace")
-
-
-async def detect_version(exabgp: Path) -> ExaBgpVersion:
-    """Installed ExaBGP version (cached per executable; the probe costs ~1 s)."""
-    key = str(exabgp)
-    if key not in _VERSIONS:
-        for args in (["--version"], ["version"]):
-            # generous: under qemu TCG on a busy host the import alone took ~60 s
-            _, text = await _output([key, *args], VERSION_PROBE_LIMIT_S)
-            found = parse_version(text)
-            if found:
-                _VERSIONS[key] = found
-                break
-        else:
-            raise RuntimeError(f"cannot tell the version of {exabgp}")
-    return _VERSIONS[key]
 
 
 async def source_address(peer: IPAddress, netns: str | None) -> IPAddress | None:

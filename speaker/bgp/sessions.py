@@ -74,7 +74,12 @@ class SessionTable:
             self._set(name, "up", "established")
             return name
         if event.state == "down":
-            self._set(name, "down", down_reason_code(event.reason), event.reason)
+            code = down_reason_code(event.reason)
+            detail = event.reason
+            if code == "sent_bad_peer_as":  # ExaBGP 5.0 no longer names the AS it saw
+                detail += (f": the router's OPEN carries an AS other than the configured"
+                           f" {self.peers[name].asn}")
+            self._set(name, "down", code, detail)
             return name
         if event.state == "connected":
             self._set(name, "connecting", "tcp_connected", "TCP up, exchanging OPEN")

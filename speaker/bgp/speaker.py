@@ -1,55 +1,36 @@
-"""ExaBgpSpeaker: the BgpSpeaker seam, with ExaBGP as a supervised child.
+"""ExaBgpSpeaker: the BgpSpeaker seam, one supervised ExaBGP per peer.
 
-Three tasks run under `run()`: the supervisor of the ExaBGP process (config
-written, started, restarted with backoff, restarted on a config change), the
-sync worker (`sync.RibSync`: the only writer to the bridge), and the diagnosis
-of sessions that do not come up.
+The speaker owns one `instance.ExaBgpInstance` per peer (all passive peers
+share one: they listen on the same port). `set()` hands the full desired set
+to every instance (each sends what its peers take), the observations are the
+union of the instances', and `reconfigure()` restarts only the instances whose
+own settings changed, starts the new ones and retires the removed ones
+(withdraw, then stop). Why per peer: docs/bgp.md, "One ExaBGP per peer".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from speaker.bgp import commands as cmd
-from speaker.bgp.channel import BridgeServer
-from speaker.bgp.diagnose import explain, read_sockets
-from speaker.bgp.events import StateEvent
-from speaker.bgp.exaconf import argv, default_executable, environment, package_root, render_config
-from speaker.bgp.metrics import EXABGP_RESTARTS
-from speaker.bgp.plan import Peer, peers_from_config, unplaced
-from speaker.bgp.process import (
-    STABLE_AFTER_S,
-    ExaBgpProcess,
-    detect_version,
-    restart_delay,
-    source_address,
-)
-from speaker.bgp.sessions import SessionTable
-from speaker.bgp.sync import RibSync
+from speaker.bgp.instance import ExaBgpInstance, instance_key
+from speaker.bgp.plan import peers_from_config, unplaced
 from speaker.config import AppConfig
 from speaker.logs import event_log
-from speaker.model import BgpAnnouncement, IPAddress, PeerState
+from speaker.model import BgpAnnouncement, PeerState
 from speaker.seams import Wake
 
 LOG = event_log(__name__)
-DIAGNOSE_EVERY_S = 2.0
-WITHDRAW_SETTLE_S = 0.3
-"""After the last withdrawal ack, time for ExaBGP to put the UPDATEs on the wire
-before it may be stopped (with graceful restart it closes silently). ExaBGP acks
-a command once the route is in its RIB; its reactor sends within a loop turn."""
 
 
 class ExaBgpSpeaker:
-    """BGP speaker (speaker.seams.BgpSpeaker) backed by an ExaBGP child process.
+    """BGP speaker (speaker.seams.BgpSpeaker) backed by ExaBGP child processes.
 
-    `runtime_dir` (absolute) holds the generated config and the bridge socket.
+    `runtime_dir` (absolute) holds the generated configs and the bridge sockets.
     `netns` runs ExaBGP inside that network namespace (`ip netns exec`), for
     tests that keep the speaker itself in the host namespace. `clock` is the
     monotonic time source of session timestamps."""
@@ -63,243 +44,165 @@ class ExaBgpSpeaker:
         self._netns = netns
         self._clock = clock
         self._reactor_speed = reactor_speed
-        self._sessions = SessionTable(self._peer_list(config), clock)
-        self._sync = RibSync(self._sessions, wake, clock, self._local_asn)
-        self._config_changed = asyncio.Event()
-        self._process = ExaBgpProcess(self._exabgp_output)
-        self._server = BridgeServer(self._dir / "bridge.sock", self._sync.on_connect,
-                                    self._on_state)
-        self._log_tail: deque[str] = deque(maxlen=40)
-        self._restarts = 0
-        self._version = ""
-        self._last_exit: int | None = None
-        self._start_error = ""
-
-    def _local_asn(self) -> int:
-        return self._config.bgp.local_asn if self._config.bgp is not None else 0
+        self._desired: frozenset[BgpAnnouncement] = frozenset()
+        self._instances: dict[str, ExaBgpInstance] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        for key in self._keys(config):
+            self._instances[key] = self._make(key, config)
 
     @staticmethod
-    def _peer_list(config: AppConfig) -> tuple[Peer, ...]:
-        return peers_from_config(config.bgp) if config.bgp is not None else ()
+    def _keys(config: AppConfig) -> list[str]:
+        peers = config.bgp.peers if config.bgp is not None else []
+        return list(dict.fromkeys(instance_key(p) for p in peers))
+
+    def _make(self, key: str, config: AppConfig) -> ExaBgpInstance:
+        return ExaBgpInstance(key, config, self._wake, runtime_dir=self._dir,
+                              netns=self._netns, clock=self._clock,
+                              reactor_speed=self._reactor_speed)
 
     # -- Component ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run ExaBGP and keep it in step with the desired routes until cancelled."""
+        """Run every instance until cancelled (each stops its ExaBGP by PID)."""
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        await self._server.start()
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._supervise())
-                tg.create_task(self._sync.run())
-                tg.create_task(self._diagnose_loop())
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for key, instance in self._instances.items():
+                    self._start(key, instance)
+                await asyncio.Event().wait()  # until cancelled
         finally:
-            await self._server.close()
-            await self._process.stop()
-            self._sessions.exabgp_stopped("stopped")
+            self._group = None
 
-    @staticmethod
-    def _process_settings(config: AppConfig) -> tuple[object, ...]:
-        """What ExaBGP's config and command line are made of (route attributes and
-        modes are not: they only change what `set()` receives)."""
-        bgp = config.bgp
-        if bgp is None:
-            return ()
-        return (bgp.local_asn, bgp.router_id, config.node.router_id, tuple(bgp.peers),
-                bgp.exabgp)
+    def _start(self, key: str, instance: ExaBgpInstance) -> None:
+        if self._group is not None:
+            self._tasks[key] = self._group.create_task(instance.run(), name=f"exabgp-{key}")
+
+    async def _retire(self, key: str, instance: ExaBgpInstance,
+                      task: asyncio.Task[None] | None) -> None:
+        """A peer left the config: withdraw its routes (with graceful restart the
+        router would keep them for the restart time), then stop its ExaBGP."""
+        try:
+            async with asyncio.timeout(10):
+                await instance.withdraw_all()
+        except TimeoutError:
+            LOG.warning("bgp_retire_withdraw_timeout", reason="timeout", instance=key)
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def reconfigure(self, config: AppConfig) -> None:
-        """Adopt a new config. If peers or speaker settings changed, ExaBGP is
-        restarted with a new config (sessions re-form; graceful restart keeps the
-        routes at the peers meanwhile); other changes need nothing here."""
-        old = self._config
+        """Adopt a new config: instances whose peer (or the speaker's own
+        settings: local ASN, router id, ExaBGP executable) changed restart their
+        ExaBGP, new peers get one, removed peers are withdrawn from and stopped;
+        every other session is left alone. Attribute and mode changes need
+        nothing here (they arrive through `set()`)."""
         self._config = config
-        if self._process_settings(old) == self._process_settings(config):
-            return
-        self._sessions.set_peers(self._peer_list(config))
-        self._sync.peers_changed()
-        LOG.info("bgp_reconfigured", reason="config_changed", peers=len(self._sessions.peers))
-        self._config_changed.set()
+        keys = self._keys(config)
+        for key in [k for k in self._instances if k not in keys]:
+            instance = self._instances.pop(key)
+            task = self._tasks.pop(key, None)
+            LOG.info("bgp_peer_removed", reason="config_changed", instance=key)
+            if self._group is not None:
+                self._group.create_task(self._retire(key, instance, task))
+        for key in keys:
+            if key in self._instances:
+                self._instances[key].reconfigure(config)
+                continue
+            instance = self._make(key, config)
+            self._instances[key] = instance
+            LOG.info("bgp_peer_added", reason="config_changed", instance=key)
+            self._start(key, instance)
+            if self._group is not None:
+                self._group.create_task(instance.set(self._desired))
 
     def status(self) -> dict[str, object]:
-        """Sessions (state, since, reason, detail), what is announced to whom, ExaBGP."""
-        now = self._clock()
+        """Sessions (state, since, reason, detail, announced, pending), what was
+        sent to whom, and the ExaBGP processes (one per peer)."""
+        processes = {key: inst.process_status() for key, inst in self._instances.items()}
         sessions: dict[str, object] = {}
-        for name, state in self.sessions().items():
-            session = self._sessions.get(name)
-            sessions[name] = {"address": state.address, "state": state.state,
-                              "since": state.since, "for_s": round(now - state.since, 3),
-                              "reason": state.reason,
-                              "detail": session.detail if session else "",
-                              "announced": state.announced}
-        announced = {name: sorted(p.with_prefixlen for p in rib)
-                     for name, rib in sorted(self._sync.ribs.items())}
+        for inst in self._instances.values():
+            sessions.update(inst.session_status())
+        announced = {name: sorted(a.prefix.with_prefixlen for a in anns)
+                     for name, anns in sorted(self.announced_to().items())}
+        peers = peers_from_config(self._config.bgp) if self._config.bgp is not None else ()
         return {
-            "exabgp": {"running": self._process.pid is not None, "pid": self._process.pid,
-                       "version": self._version, "restarts": self._restarts,
-                       "last_exit": self._last_exit, "start_error": self._start_error,
-                       "log_tail": list(self._log_tail)[-10:]},
+            "exabgp": _summary(list(processes.values())),
+            "processes": processes,
             "sessions": sessions,
             "announced": announced,
-            "desired": len(self._sync.desired),
-            "unplaced": [a.prefix.with_prefixlen
-                         for a in unplaced(self._sessions.peers.values(), self._sync.desired)],
+            "desired": len(self._desired),
+            "unplaced": [a.prefix.with_prefixlen for a in unplaced(peers, self._desired)],
         }
 
     # -- BgpSpeaker -----------------------------------------------------------------------
 
     async def set(self, announcements: Collection[BgpAnnouncement]) -> None:
-        """Make exactly these routes announced. Returns once ExaBGP acknowledged the
-        change, or at once while ExaBGP is down (the routes follow when it is back).
-        Raises UnsafeValueError (nothing changes) if a value could not be sent safely."""
+        """Make exactly these routes announced. Returns once every running ExaBGP
+        acknowledged the change (at once for one that is down: the routes follow
+        when it is back). Raises UnsafeValueError (nothing changes) if a value
+        could not be sent safely."""
         wanted = frozenset(announcements)
-        if wanted == self._sync.desired and self._sync.clean:
-            return  # periodic resync, all acked: nothing to do (10,000 routes cost ~0.1 s)
-        for ann in wanted - self._sync.desired:  # defence in depth: render before accepting
+        for ann in wanted - self._desired:  # defence in depth: render before accepting
             cmd.attributes(ann, local_asn=1, ibgp=True)  # ibgp: local_pref checked too
             cmd.prefix_token(ann.prefix)
-        await self._sync.set_desired(wanted)
+        self._desired = wanted
+        await asyncio.gather(*(inst.set(wanted) for inst in list(self._instances.values())))
 
     def announced(self) -> frozenset[BgpAnnouncement]:
-        """Announcements ExaBGP acknowledged for at least one peer."""
-        return self._sync.announced()
+        """Announcements sent to at least one peer on an established session
+        (acknowledged by ExaBGP after the session came up; forgotten when the
+        session goes down)."""
+        return frozenset(a for anns in self.announced_to().values() for a in anns)
+
+    def announced_to(self) -> Mapping[str, frozenset[BgpAnnouncement]]:
+        """Per peer name: what was sent on its established session."""
+        out: dict[str, frozenset[BgpAnnouncement]] = {}
+        for inst in self._instances.values():
+            out.update(inst.announced_to())
+        return out
+
+    def accepted(self) -> frozenset[BgpAnnouncement]:
+        """What the speaker holds and keeps delivering: the last set() minus
+        what ExaBGP refused. Sessions that are down get it when they come up."""
+        refused: set[BgpAnnouncement] = set()
+        for inst in self._instances.values():
+            refused |= self._desired - inst.accepted()
+        return self._desired - refused
 
     def sessions(self) -> Mapping[str, PeerState]:
-        """Session state per peer name."""
-        return self._sessions.states(lambda name: len(self._sync.ribs.get(name, {})))
+        """Session state per peer name, in config order."""
+        merged: dict[str, PeerState] = {}
+        for inst in self._instances.values():
+            merged.update(inst.sessions())
+        order = [p.name for p in self._config.bgp.peers] if self._config.bgp is not None else []
+        return {name: merged[name] for name in order if name in merged}
 
     async def withdraw_all(self) -> None:
-        """Withdraw every route, wait for the acks, then give ExaBGP a moment to
-        send the UPDATEs (planned stop: with graceful restart negotiated ExaBGP
-        closes without NOTIFICATION, so routes must be gone before)."""
-        await self.set(())
-        if self._sync.connected():
-            remaining = self._sync.last_withdraw + WITHDRAW_SETTLE_S - self._clock()
-            if remaining > 0:
-                await asyncio.sleep(remaining)
-        LOG.info("bgp_withdrawn_all", reason="planned_stop")
+        """Withdraw every route from every peer and wait until ExaBGP could send
+        the UPDATEs (planned stop: with graceful restart negotiated ExaBGP closes
+        without NOTIFICATION, so routes must be gone before)."""
+        self._desired = frozenset()
+        await asyncio.gather(*(inst.withdraw_all() for inst in list(self._instances.values())))
 
-    # -- ExaBGP process ---------------------------------------------------------------------
 
-    async def _supervise(self) -> None:
-        quick_failures = 0
-        while True:
-            self._config_changed.clear()
-            started = self._clock()
-            planned = False
-            reason = "exabgp_exited"
-            try:
-                planned = await self._run_exabgp()
-            except (OSError, RuntimeError, ValueError) as exc:
-                LOG.error("exabgp_start_failed", reason="exabgp_start_failed", error=repr(exc))
-                reason, self._start_error = "exabgp_start_failed", repr(exc)
-            self._after_exit("exabgp_restarting" if planned else reason)
-            if planned:
-                quick_failures = 0
-                continue
-            self._restarts += 1
-            EXABGP_RESTARTS.inc()
-            if self._clock() - started >= STABLE_AFTER_S:
-                quick_failures = 0
-            delay = restart_delay(quick_failures)
-            quick_failures += 1
-            LOG.warning("exabgp_restart_scheduled", reason="exabgp_exited", delay_s=delay,
-                        exit_code=self._last_exit)
-            with contextlib.suppress(TimeoutError):
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
-                # cancellation that arrives as the event fires (gh-86296).
-                async with asyncio.timeout(delay):
-                    await self._config_changed.wait()
-
-    async def _run_exabgp(self) -> bool:
-        """One life of ExaBGP; True if it was stopped for a config change."""
-        bgp = self._config.bgp
-        if bgp is None:
-            self._sessions.exabgp_stopped("bgp_not_configured")
-            await self._config_changed.wait()
-            return True
-        exe = Path(bgp.exabgp) if bgp.exabgp else default_executable()
-        version = await detect_version(exe)
-        self._version = version.text
-        local: dict[str, IPAddress] = {}
-        for peer in bgp.peers:
-            if peer.keepalive is not None and abs(peer.keepalive - peer.hold_time / 3) > 0.5:
-                LOG.warning("bgp_keepalive_ignored", reason="exabgp_uses_hold_time_third",
-                            peer=peer.name, keepalive_s=peer.keepalive,
-                            used_s=round(peer.hold_time) / 3)
-            if peer.local_address is None:
-                found = await source_address(peer.address, self._netns)
-                if found is not None:
-                    local[peer.name] = found
-        text = render_config(bgp, node_router_id=str(self._config.node.router_id),
-                             local_addresses=local, python=Path(sys.executable),
-                             bridge_socket=self._server.path)
-        conf = self._dir / "exabgp.conf"
-        tmp = conf.with_suffix(".tmp")
-        # 0600: the file holds the TCP-MD5 passwords (base64 is not a secret)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o600)  # an older tmp file may have had other modes
-        os.replace(tmp, conf)
-        bind = tuple(str(p.local_address or local.get(p.name) or "") for p in bgp.peers
-                     if p.passive)
-        env = environment(os.environ, python_path=package_root(), bind=bind,
-                          reactor_speed=self._reactor_speed)
-        self._sessions.exabgp_started()
-        self._start_error = ""
-        run = asyncio.create_task(self._process.run_once(argv(exe, conf, version, self._netns),
-                                                         env, self._dir))
-        change = asyncio.create_task(self._config_changed.wait())
-        try:
-            await asyncio.wait({run, change}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            change.cancel()
-            if not run.done():
-                await self._process.stop()
-            self._last_exit = await run
-        return self._config_changed.is_set()
-
-    def _after_exit(self, reason: str) -> None:
-        self._sessions.exabgp_stopped(reason)
-        self._sync.exabgp_gone()
-        self._wake("exabgp_exited")
-
-    def _exabgp_output(self, line: str) -> None:
-        self._log_tail.append(line)
-        lowered = line.lower()
-        if "error" in lowered or "critical" in lowered or "traceback" in lowered:
-            LOG.warning("exabgp_output", reason="exabgp_error", line=line[:300])
-        else:
-            LOG.debug("exabgp_output", reason="exabgp_log", line=line[:300])
-
-    # -- Bridge events ----------------------------------------------------------------------
-
-    def _on_state(self, event: StateEvent) -> None:
-        name = self._sessions.on_event(event)
-        session = self._sessions.get(name) if name is not None else None
-        if name is None or session is None:
-            return
-        LOG.info(f"bgp_session_{event.state}", reason=session.reason, peer=name,
-                 detail=session.detail)
-        if event.state == "up":
-            self._sync.session_up(name)
-        self._wake(f"bgp_session_{event.state}")
-
-    # -- Diagnosis ------------------------------------------------------------------------------
-
-    async def _diagnose_loop(self) -> None:
-        while True:
-            await asyncio.sleep(DIAGNOSE_EVERY_S)
-            pid = self._process.pid
-            if pid is None:
-                continue
-            now = self._clock()
-            sockets = None
-            for name, peer in self._sessions.peers.items():
-                session = self._sessions.get(name)
-                if session is None or session.state == "up" or now - session.since < 3.0:
-                    continue
-                if sockets is None:
-                    sockets = read_sockets(pid)
-                self._sessions.diagnosed(name, explain(peer.address, peer.md5, sockets))
+def _summary(processes: list[dict[str, object]]) -> dict[str, object]:
+    """One view over the ExaBGP processes (running: all of them)."""
+    restarts = sum(r for p in processes if isinstance(r := p["restarts"], int))
+    exits = [p["last_exit"] for p in processes if p["last_exit"] is not None]
+    errors = [p["start_error"] for p in processes if p["start_error"]]
+    tail: list[object] = []
+    for p in processes:
+        lines = p["log_tail"]
+        if isinstance(lines, list):
+            tail += lines
+    return {"running": bool(processes) and all(p["running"] for p in processes),
+            "pid": next((p["pid"] for p in processes if p["pid"] is not None), None),
+            "pids": [p["pid"] for p in processes if p["pid"] is not None],
+            "version": next((p["version"] for p in processes if p["version"]), ""),
+            "restarts": restarts, "last_exit": exits[-1] if exits else None,
+            "start_error": errors[0] if errors else "", "log_tail": tail[-10:],
+            "processes": len(processes)}

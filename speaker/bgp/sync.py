@@ -1,7 +1,10 @@
 """Keeping ExaBGP's routes equal to the desired set, over the live bridge.
 
 `RibSync` is the only writer to the bridge. It holds the desired set and, per
-peer, what ExaBGP acknowledged; each pass sends the difference (withdrawals,
+peer, what ExaBGP acknowledged (`ribs`: ExaBGP's adj-rib-out, which it sends
+when the session is established) and, apart from that, what was acknowledged
+while the session was established (`sent`: what the router has been sent;
+emptied when the session goes down). Each pass sends the difference (withdrawals,
 then announcements), replays the full set plus End-of-RIB for sessions that
 just came up, and after a new bridge connection asks which sessions are
 established and re-announces everything (a respawned API process gets no `up`
@@ -35,6 +38,12 @@ class RibSync:
         self.desired: frozenset[BgpAnnouncement] = frozenset()
         self.ribs: dict[str, dict[IPNetwork, BgpAnnouncement]] = {
             name: {} for name in sessions.peers}
+        """Per peer: what ExaBGP acknowledged (its outgoing RIB, session up or not)."""
+        self.sent: dict[str, dict[IPNetwork, BgpAnnouncement]] = {
+            name: {} for name in sessions.peers}
+        """Per peer: acknowledged while the session was established (the router has it)."""
+        self.rejected: set[BgpAnnouncement] = set()
+        """Desired announcements ExaBGP answered `error` to (retried on the next set())."""
         self.last_withdraw = float("-inf")
         """Clock time of the last acknowledged withdrawal."""
         self.clean = False
@@ -74,27 +83,44 @@ class RibSync:
         self._kick.set()
 
     def session_up(self, name: str) -> None:
-        """A session came up: replay its full set, then End-of-RIB."""
+        """A session came up: nothing is sent on it yet; replay its full set,
+        then End-of-RIB."""
+        self._forget_sent(name)
         self._replay.add(name)
         self._kick.set()
+
+    def session_down(self, name: str) -> None:
+        """A session went down: the router no longer has what was sent."""
+        self._forget_sent(name)
+
+    def _forget_sent(self, name: str) -> None:
+        if name in self.sent:
+            self.sent[name] = {}
+        ANNOUNCED_PREFIXES.labels(name).set(0)
 
     def peers_changed(self) -> None:
         """The peer list changed (config): keep the RIBs of the peers that stay."""
         self.ribs = {name: self.ribs.get(name, {}) for name in self._sessions.peers}
+        self.sent = {name: self.sent.get(name, {}) for name in self._sessions.peers}
 
     def exabgp_gone(self) -> None:
         """ExaBGP exited: its RIB died with it; nobody waits for acks any more."""
         self.clean = False
         for name in self.ribs:
             self.ribs[name] = {}
-            ANNOUNCED_PREFIXES.labels(name).set(0)
+            self._forget_sent(name)
         if self.conn is not None:
             self.conn.close()
         self._release_waiters()
 
     def announced(self) -> frozenset[BgpAnnouncement]:
-        """Announcements acknowledged for at least one peer."""
-        return frozenset(a for rib in self.ribs.values() for a in rib.values())
+        """Announcements sent to at least one peer over an established session."""
+        return frozenset(a for rib in self.sent.values() for a in rib.values())
+
+    def accepted(self) -> frozenset[BgpAnnouncement]:
+        """The desired set minus what ExaBGP refused: what this worker will keep
+        delivering (while a session is down or ExaBGP away, it follows later)."""
+        return self.desired - self.rejected
 
     # -- worker ---------------------------------------------------------------------------
 
@@ -151,7 +177,8 @@ class RibSync:
             self._replay |= replay
             raise
         await self._end_of_rib(conn, sorted(replay))
-        for name, rib in self.ribs.items():
+        self.rejected &= self.desired
+        for name, rib in self.sent.items():
             ANNOUNCED_PREFIXES.labels(name).set(len(rib))
 
     async def _refresh_sessions(self, conn: BridgeConnection) -> None:
@@ -162,9 +189,11 @@ class RibSync:
         for name, peer in self._sessions.peers.items():
             if peer.address not in established:
                 if self._sessions.mark_not_established(name):
+                    self.session_down(name)
                     self._wake("bgp_session_down")
                 continue
             if self._sessions.mark_up(name):
+                self._forget_sent(name)
                 self._wake("bgp_session_up")
             self._replay.add(name)  # End-of-RIB may have been lost with the old bridge
 
@@ -201,16 +230,29 @@ class RibSync:
 
     def _apply(self, command: cmd.Command, ok: bool, count: bool = True) -> None:
         rib = self.ribs.setdefault(command.peer, {})
+        sent = self.sent.setdefault(command.peer, {})
         if not ok:
             self._errors += 1
             UPDATES.labels(command.peer, "error").inc(len(command.prefixes))
+            if command.kind == "announce":
+                self.rejected.update(command.announcements)
             return
+        # acked while established: the UPDATE goes out in ExaBGP's next loop turn;
+        # acked (or lost) otherwise: ExaBGP sends it when the session comes up, and
+        # the replay on `up` acknowledges it again
+        on_session = count and self._sessions.is_up(command.peer)
         if command.kind == "announce":
             for ann in command.announcements:
                 rib[ann.prefix] = ann
+                self.rejected.discard(ann)
+                if on_session:
+                    sent[ann.prefix] = ann
+                else:
+                    sent.pop(ann.prefix, None)
         elif command.kind == "withdraw":
             self.last_withdraw = self._clock()
             for prefix in command.prefixes:
                 rib.pop(prefix, None)
+                sent.pop(prefix, None)
         if count:
             UPDATES.labels(command.peer, command.kind).inc(len(command.prefixes))

@@ -18,6 +18,8 @@ def _where(vip: dict[str, Any]) -> str:
     if vip["bgp"]["announced"]:
         peers = ",".join(vip["bgp"]["to"]) or "all peers"
         out.append(f"bgp->{peers}")
+    elif vip["bgp"].get("desired"):
+        out.append("bgp:unsent")  # decided, but no router has it yet (no session up)
     if vip["l2"]["owned"]:
         out.append("l2@" + ",".join(vip["l2"]["interfaces"]))
     return " ".join(out) or "-"

@@ -58,6 +58,28 @@ class VrrpConfig(Section):
     unicast_peers: list[IPv4Address | IPv6Address] = []
     """Send adverts by unicast to these peers instead of multicast 224.0.0.18."""
     source_address: IPv4Address | IPv6Address | None = None
+    peers: list[IPv4Address | IPv6Address] = []
+    """The other appliances' advert source addresses, for multicast (with unicast,
+    `unicast_peers` are the peers). With `check_source`, adverts from anyone else are
+    discarded (counted as `not_a_peer`), so a stray host cannot take the VIPs."""
+    check_source: bool = True
+    """Accept adverts only from `peers` + `unicast_peers` when either is set (keepalived's
+    `check_unicast_src`, also applied to multicast). No peer list: every source counts."""
+    peer_interval_min: PositiveSeconds = 0.01
+    """Adverts announcing an interval below this are discarded (`interval_out_of_range`)."""
+    peer_interval_max: PositiveSeconds = 10.0
+    """Adverts announcing an interval above this are discarded: a forged advert with
+    40.95 s would otherwise keep a backup silent for two minutes."""
+
+    @model_validator(mode="after")
+    def _check_range(self) -> VrrpConfig:
+        if self.peer_interval_min > self.peer_interval_max:
+            raise ValueError("peer_interval_min must not exceed peer_interval_max")
+        return self
+
+    def accepted_peers(self) -> frozenset[IPv4Address | IPv6Address]:
+        """Sources whose adverts count (empty: any source, no check)."""
+        return frozenset([*self.peers, *self.unicast_peers]) if self.check_source else frozenset()
 
 
 ETCD_TTL_MIN_S = 2
@@ -211,6 +233,11 @@ class ElectionConfig(Section):
                 raise ValueError(
                     f"engine vrrp needs vrrp.interface or an interface per group: {no_if}"
                 )
+            lo, hi = self.vrrp.peer_interval_min, self.vrrp.peer_interval_max
+            odd = [g.name for g in self.groups if not lo <= self.advert_interval(g) <= hi]
+            if odd:
+                raise ValueError(f"advert interval of groups {odd} is outside "
+                                 f"vrrp.peer_interval_min..max ({lo:g}..{hi:g} s)")
         if self.engine == "etcd" and not self.etcd.endpoints:
             raise ValueError("engine etcd needs etcd.endpoints")
         return self

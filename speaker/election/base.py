@@ -33,6 +33,11 @@ class ElectionEngine(Election, Protocol):
         """Undo `resign()`: preempt again as configured."""
         ...
 
+    def handing_over(self, vip: L2Vip) -> bool:
+        """True while `vip`'s group is being handed to another appliance (the L2 side
+        then answers until the new owner announces)."""
+        ...
+
 
 class Verdicts:
     """Leadership per group, with change bookkeeping."""
@@ -60,6 +65,9 @@ class Verdicts:
             m.LEADER_CHANGES.labels(group).inc()
         if failover is not None and leader:
             m.FAILOVER.observe(failover)
+        if old is None and not leader:
+            self._wake("leadership")  # starting as backup: nothing was lost, nothing to log
+            return
         LOG.info("leader_gained" if leader else "leader_lost",
                  reason=state, group=group, priority=priority,
                  leader_id=leader_id or "", failover_s=failover)

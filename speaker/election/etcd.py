@@ -138,6 +138,12 @@ class EtcdElection:
         g = self._groups.get(vip.group)
         return g is None or not g.leading
 
+    def handing_over(self, vip: L2Vip) -> bool:
+        """Never: with etcd the key is the fence, and an appliance that no longer holds it
+        must be silent before the new holder speaks (no L2 linger)."""
+        del vip
+        return False
+
     async def run(self) -> None:
         """Session, watch and decider until cancelled; on the way out step down and
         revoke the lease (etcd deletes every key of this appliance at once)."""

@@ -66,6 +66,11 @@ class SingleElection:
         """No-op (see resign)."""
         del group
 
+    def handing_over(self, vip: L2Vip) -> bool:
+        """Never: there is no other appliance to hand over to."""
+        del vip
+        return False
+
     def resolve_conflict(self, vip: L2Vip, other_mac: str) -> bool:
         """A single appliance never yields: a duplicate owner is a misconfiguration
         elsewhere; it is logged and counted by the responder."""

@@ -36,7 +36,7 @@ from speaker.election.vrrp_packet import (
     encode,
 )
 from speaker.election.vrrp_socket import Received, VrrpSocket, interface_address, link_up
-from speaker.logs import event_log
+from speaker.logs import Throttle, event_log
 from speaker.model import IPAddress, L2Vip, Leadership
 from speaker.seams import Wake
 
@@ -101,6 +101,7 @@ class VrrpElection:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kick = asyncio.Event()
         self._next_link_check = 0.0
+        self._throttle = Throttle()
         for g in self._groups.values():
             self._publish(g)
 
@@ -148,6 +149,15 @@ class VrrpElection:
                     vip=str(vip.address), other_mac=other_mac)
         self._send(g, self._params(g).priority)
         return False
+
+    def handing_over(self, vip: L2Vip) -> bool:
+        """True while `vip`'s group is handed to another appliance: resigning, or a backup
+        that hears a master (the L2 side keeps answering until that owner announces)."""
+        g = self._groups.get(vip.group)
+        if g is None:
+            return False
+        return g.inst.state == sm.State.RESIGNING or (
+            g.inst.state == sm.State.BACKUP and g.inst.master is not None)
 
     async def run(self) -> None:
         """Start every instance, then exchange adverts until cancelled; on the way out a
@@ -308,13 +318,24 @@ class VrrpElection:
                 raise PacketError("bad_ttl", str(msg.ttl))
             advert = decode(msg.payload, msg.src, msg.dst, verify_checksum=sock.version == 4)
         except PacketError as exc:
-            m.VRRP_DISCARDED.labels(exc.reason).inc()
-            LOG.debug("vrrp_discard", reason=exc.reason, src=str(msg.src))
+            self._discard(exc.reason, msg, now, exc.args[0] if exc.args else "")
             return
         g = next((g for g in self._groups.values() if g.cfg.vrid == advert.vrid
                   and g.interface == sock.interface and g.version == sock.version), None)
         if g is None:
-            m.VRRP_DISCARDED.labels("unknown_vrid").inc()
+            m.VRRP_DISCARDED.labels("unknown_vrid").inc()  # another VRID: normal, not logged
+            return
+        vrrp = self._config.election.vrrp
+        peers = vrrp.accepted_peers()
+        if peers and msg.src not in peers:
+            self._discard("not_a_peer", msg, now, f"vrid {advert.vrid} priority "
+                          f"{advert.priority}", group=g.cfg.name)
+            return
+        interval = advert.interval_cs / 100
+        if not vrrp.peer_interval_min <= interval <= vrrp.peer_interval_max:
+            self._discard("interval_out_of_range", msg, now, f"{interval:g} s outside "
+                          f"{vrrp.peer_interval_min:g}..{vrrp.peer_interval_max:g} s",
+                          group=g.cfg.name)
             return
         m.VRRP_RECEIVED.labels(g.cfg.name).inc()
         if set(advert.addresses) != set(g.addresses) and not g.mismatch_logged:
@@ -324,6 +345,16 @@ class VrrpElection:
                         ours=",".join(map(str, g.addresses)))
         self._step(g, sm.on_advert(g.inst, self._params(g), advert.priority,
                                    advert.interval_cs, msg.src, now))
+
+    def _discard(self, reason: str, msg: Received, now: float, detail: str,
+                 group: str | None = None) -> None:
+        """Count a rejected advert by reason; log it, at most once per (reason, source)
+        every 10 s (a flood of forged adverts must not flood the log)."""
+        m.VRRP_DISCARDED.labels(reason).inc()
+        suppressed = self._throttle.allow((reason, msg.src), now)
+        if suppressed is not None:
+            LOG.warning("vrrp_advert_rejected", reason=reason, src=str(msg.src), group=group,
+                        detail=detail, suppressed=suppressed)
 
     def _check_links(self, now: float) -> None:
         if now < self._next_link_check:

@@ -5,6 +5,6 @@
     await responder.set([L2Vip(vip, ("eth0",), "web")])
 """
 
-from speaker.l2.responder import ConflictHook, L2Options, L2Responder
+from speaker.l2.responder import ConflictHook, HandoverHook, L2Options, L2Responder
 
-__all__ = ["ConflictHook", "L2Options", "L2Responder"]
+__all__ = ["ConflictHook", "HandoverHook", "L2Options", "L2Responder"]

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv6Address
 
+from prometheus_client import Counter
+
 from speaker.l2 import frames
 from speaker.l2 import metrics as m
 from speaker.l2.port import Port
+from speaker.l2.wellformed import arp_header_error, arp_request_error, ns_error
 from speaker.model import IPAddress, L2Vip
 
 Claim = tuple[IPAddress, bytes]
@@ -23,10 +26,12 @@ Claim = tuple[IPAddress, bytes]
 class PortMetrics:
     """Metric children of one interface, resolved once (labels() costs a lookup)."""
 
-    __slots__ = ("arp_replies", "arp_requests", "garp", "na_sent", "na_unsolicited",
-                 "ns_received", "send_errors")
+    __slots__ = ("_name", "_rejected", "arp_replies", "arp_requests", "garp", "na_sent",
+                 "na_unsolicited", "ns_received", "send_errors")
 
     def __init__(self, name: str) -> None:
+        self._name = name
+        self._rejected: dict[str, Counter] = {}
         self.arp_requests = m.ARP_REQUESTS.labels(name)
         self.arp_replies = m.ARP_REPLIES.labels(name)
         self.garp = m.GARP_SENT.labels(name)
@@ -34,6 +39,13 @@ class PortMetrics:
         self.na_sent = m.NDP_ADVERTISEMENTS.labels(name)
         self.na_unsolicited = m.NDP_UNSOLICITED.labels(name)
         self.send_errors = m.SEND_ERRORS.labels(name)
+
+    def reject(self, reason: str) -> None:
+        """Count one frame that asked for a VIP of ours but was not answered."""
+        child = self._rejected.get(reason)
+        if child is None:
+            child = self._rejected[reason] = m.FRAMES_REJECTED.labels(self._name, reason)
+        child.inc()
 
 
 class Answerer:
@@ -84,14 +96,22 @@ class Answerer:
 
     def _arp_frame(self, port: Port, frame: bytes) -> Claim | None:
         sha = frame[22:28]
-        if sha == port.mac:
+        if sha == port.mac or frame[6:12] == port.mac:
             return None
         spa, tpa = frame[28:32], frame[38:42]
+        if arp_header_error(frame) is not None:
+            if tpa in self._arp.get(port.name, {}):
+                self.metrics[port.name].reject("arp_bad_header")
+            return None
         if frame[20:22] == b"\x00\x01" and spa != tpa:  # a request, not a gratuitous ARP
             tmpl = self._arp.get(port.name, {}).get(tpa)
             if tmpl is not None:
                 pm = self.metrics[port.name]
                 pm.arp_requests.inc()
+                error = arp_request_error(frame, port.mac)
+                if error is not None:
+                    pm.reject(error)
+                    return None
                 try:
                     port.send(tmpl.fill(sha, spa))
                     pm.arp_replies.inc()
@@ -104,19 +124,24 @@ class Answerer:
 
     def _ndp_frame(self, port: Port, frame: bytes) -> Claim | None:
         src_mac = frame[6:12]
-        if src_mac == port.mac or frame[21] != 255 or frame[55] != 0:
-            return None  # ours, or not link-local NDP (RFC 4861 7.1)
+        if src_mac == port.mac:
+            return None
         target = frame[62:78]
         if frame[54] == frames.ICMP6_NS:
             tmpl = self._nd.get(port.name, {}).get(target)
             if tmpl is not None:
                 pm = self.metrics[port.name]
                 pm.ns_received.inc()
+                error = ns_error(frame, port.mac)
+                if error is not None:
+                    pm.reject(error)
+                    return None
                 try:
                     port.send(tmpl.fill(src_mac, frame[22:38]))
                     pm.na_sent.inc()
                 except OSError:
                     pm.send_errors.inc()
-        elif frame[54] == frames.ICMP6_NA and target in self._claimable:
+        elif (frame[54] == frames.ICMP6_NA and frame[21] == 255 and frame[55] == 0
+              and target in self._claimable):  # link-local NDP only (RFC 4861 7.1.2)
             return IPv6Address(target), src_mac
         return None

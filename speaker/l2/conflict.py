@@ -85,6 +85,10 @@ class ConflictTracker:
         return sorted((c for c in self._conflicts.values() if c.confirmed),
                       key=lambda c: (c.vip.version, c.vip))
 
+    def seen(self, vip: IPAddress) -> bool:
+        """True if another MAC claimed `vip` recently (suspected or confirmed)."""
+        return vip in self._conflicts
+
     def is_confirmed(self, vip: IPAddress) -> bool:
         """True if `vip` has a confirmed conflict."""
         c = self._conflicts.get(vip)

@@ -27,6 +27,11 @@ NDP_UNSOLICITED = Counter(
     "speaker_ndp_unsolicited_advertisements_sent_total",
     "Unsolicited neighbour advertisements (override) sent on takeover or refresh",
     ["interface"], registry=REGISTRY)
+FRAMES_REJECTED = Counter(
+    "speaker_l2_frames_rejected_total",
+    "ARP requests / neighbour solicitations for an owned VIP left unanswered because they "
+    "are malformed or hostile (speaker.l2.wellformed), by reason", ["interface", "reason"],
+    registry=REGISTRY)
 VIP_CONFLICTS = Counter(
     "speaker_vip_conflicts_total",
     "Confirmed duplicate owners: another MAC answers for a VIP this appliance owns",

@@ -44,6 +44,10 @@ PORT_CHECK_S = 1.0
 ConflictHook = Callable[[L2Vip, str], bool]
 """(vip, other owner's MAC) -> True if this appliance should stop answering for it."""
 
+HandoverHook = Callable[[L2Vip], bool]
+"""vip -> True if its release is a handover to another appliance (the election is
+resigning or hears a new master): keep answering until the new owner announces it."""
+
 
 @dataclass(frozen=True, slots=True)
 class L2Options:
@@ -61,6 +65,9 @@ class L2Options:
     """A foreign claim must persist this long to count as a conflict."""
     conflict_expiry: float = 15.0
     """A conflict clears after this long without a foreign claim."""
+    handover_linger: float = 3.0
+    """On a handover, keep answering a released VIP until the new owner's GARP / NA is
+    seen, for at most this long: no moment in which nobody answers (`speaker drain`)."""
 
     @classmethod
     def from_config(cls, config: AppConfig) -> L2Options:
@@ -81,13 +88,17 @@ class L2Responder:
     def __init__(self, config: AppConfig, wake: Wake, *, options: L2Options | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  open_port: Callable[[str], Port] = PacketPort,
-                 conflict_hook: ConflictHook | None = None) -> None:
+                 conflict_hook: ConflictHook | None = None,
+                 handover_hook: HandoverHook | None = None) -> None:
         self._config = config
         self._wake = wake
         self.options = options or L2Options.from_config(config)
         self._clock = clock
         self._open_port = open_port
         self.conflict_hook = conflict_hook
+        self.handover_hook = handover_hook
+        self._lingering: dict[IPAddress, tuple[L2Vip, float]] = {}
+        """Released VIPs still answered until the new owner speaks: (vip, deadline)."""
         self._wanted: dict[IPAddress, L2Vip] = {}
         self._yielded: set[IPAddress] = set()
         self._ports: dict[str, Port] = {}
@@ -119,10 +130,22 @@ class L2Responder:
         gone = [a for a, v in self._wanted.items() if new.get(a) != v]
         fresh = [v for a, v in new.items() if self._wanted.get(a) != v]
         for address in gone:
+            old = self._wanted[address]
+            # a new owner already heard from (its GARP came first): nothing to bridge
+            if (address not in new and address not in self._yielded
+                    and not self._tracker.seen(address)
+                    and self.handover_hook is not None and self.handover_hook(old)
+                    and self.options.handover_linger > 0):
+                self._lingering[address] = (old, now + self.options.handover_linger)
+                LOG.info("vip_handing_over", reason="until_new_owner_announces",
+                         vip=str(address))
+            else:
+                LOG.info("vip_released", reason="not_owner", vip=str(address))
             self._yielded.discard(address)
             self._announce.pop(address, None)
             self._tracker.forget(address)
-            LOG.info("vip_released", reason="not_owner", vip=str(address))
+        for address in new:
+            self._lingering.pop(address, None)
         self._wanted = new
         self._rebuild()
         for vip in sorted(fresh, key=vip_key):
@@ -170,6 +193,8 @@ class L2Responder:
         return {
             "owned": [str(v.address) for v in sorted(self.owned(), key=vip_key)],
             "yielded": [str(a) for a in sorted(self._yielded, key=lambda a: (a.version, int(a)))],
+            "handing_over": [str(a) for a in sorted(self._lingering,
+                                                    key=lambda a: (a.version, int(a)))],
             "conflicts": [{"vip": str(c.vip), "other_mac": c.other_mac,
                            "our_mac": self._mac_text(c.interface), "interface": c.interface,
                            "since": c.first_seen, "last_seen": c.last_seen}
@@ -193,10 +218,25 @@ class L2Responder:
         if now >= self._next_port_check:
             self._next_port_check = now + PORT_CHECK_S
             self._reopen_stale_ports(now)
+        self._tick_lingering(now)
         self._tick_announcements(now)
         self._tick_probes(now)
         self._tick_conflicts(now)
         return self._next_due()
+
+    def _tick_lingering(self, now: float) -> None:
+        expired = [a for a, (_v, deadline) in self._lingering.items() if deadline <= now]
+        for address in expired:
+            self._stop_lingering(address, "handover_timeout")
+
+    def _stop_lingering(self, address: IPAddress, reason: str) -> None:
+        if self._lingering.pop(address, None) is not None:
+            LOG.info("vip_released", reason=reason, vip=str(address))
+            self._rebuild()
+
+    def lingering(self) -> frozenset[IPAddress]:
+        """Released VIPs still answered during a handover."""
+        return frozenset(self._lingering)
 
     def _tick_announcements(self, now: float) -> None:
         for address, ann in list(self._announce.items()):
@@ -256,6 +296,7 @@ class L2Responder:
 
     def _next_due(self) -> float | None:
         times = [a.due for a in self._announce.values()]
+        times += [deadline for _v, deadline in self._lingering.values()]
         if self._ports or self._port_errors:
             times.append(self._next_port_check)
         if self.options.probe_interval > 0 and self._wanted:
@@ -324,6 +365,10 @@ class L2Responder:
                 self._foreign_claim(claim[0], claim[1], port)
 
     def _foreign_claim(self, address: IPAddress, other: bytes, port: Port) -> None:
+        if address in self._lingering:  # the new owner announces: the handover is done
+            self._stop_lingering(address, "new_owner_announced")
+            self._kick.set()
+            return
         vip = self._wanted.get(address)
         if vip is None:
             return
@@ -351,12 +396,15 @@ class L2Responder:
         """Reply tables and BPF filters from the owned set (called on every change)."""
         for name in {n for v in self._wanted.values() for n in v.interfaces}:
             self._port(name)
-        self._answer.rebuild(self.owned(), self._wanted, self._ports)
-        v4 = [a for a in self._wanted if isinstance(a, IPv4Address)]
-        v6 = [a for a in self._wanted if isinstance(a, IPv6Address)]
+        listed = {**{a: v for a, (v, _d) in self._lingering.items()}, **self._wanted}
+        answering = [*self.owned(), *(v for a, (v, _d) in self._lingering.items()
+                                      if a not in self._wanted)]
+        self._answer.rebuild(answering, listed, self._ports)
+        v4 = [a for a in listed if isinstance(a, IPv4Address)]
+        v6 = [a for a in listed if isinstance(a, IPv6Address)]
         for name, port in self._ports.items():
-            mine4 = [a for a in v4 if name in self._wanted[a].interfaces]
-            mine6 = [a for a in v6 if name in self._wanted[a].interfaces]
+            mine4 = [a for a in v4 if name in listed[a].interfaces]
+            mine6 = [a for a in v6 if name in listed[a].interfaces]
             try:
                 port.set_filter(bpf.program(mine4, mine6))
             except OSError as exc:

@@ -151,7 +151,7 @@ class Reconciler:
             ipvs = await asyncio.to_thread(read)
         return Observed(
             addresses=frozenset(addresses),
-            bgp=self.parts.bgp.announced() if self.parts.bgp is not None else frozenset(),
+            bgp=self.parts.bgp.accepted() if self.parts.bgp is not None else frozenset(),
             l2=self.parts.l2.owned() if self.parts.l2 is not None else frozenset(),
             ipvs=ipvs,
         )

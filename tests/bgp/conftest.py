@@ -24,9 +24,33 @@ from speaker.lab.netns import Lab, leftover_namespaces, require_root
 from tests.bgp.routers import Neighbor, Router, make_router
 
 T = TypeVar("T")
-PREFIX = "esb"
+PREFIX = os.environ.get("ESB_LAB_PREFIX", "esb")
+"""Namespace prefix of the BGP lab (ESB_LAB_PREFIX lets parallel runs coexist)."""
 ROUTER_ADDR = {"r1": ("192.0.2.1", "2001:db8::1"), "r2": ("192.0.2.2", "2001:db8::2")}
 APPLIANCE_ADDR = {"a1": ("192.0.2.10", "2001:db8::10"), "a2": ("192.0.2.11", "2001:db8::11")}
+
+
+REPO = Path(__file__).resolve().parents[2]
+EXABGP5_PIN = (REPO / "requirements-exabgp5.lock").read_text().split("==")[1].strip()
+"""The ExaBGP 5.0.x the suite also runs against (scripts/install puts it in .cache)."""
+
+
+def exabgp_executable(version: str) -> str | None:
+    """Executable of ExaBGP `version` ('4.2': the venv's pinned 4.2.25, None;
+    '5.0': ESB_EXABGP5 or the one scripts/install set up)."""
+    if version == "4.2":
+        return None
+    default = REPO / ".cache" / f"exabgp-{EXABGP5_PIN}" / "bin" / "exabgp"
+    path = Path(os.environ.get("ESB_EXABGP5", str(default)))
+    if not path.exists():
+        pytest.fail(f"ExaBGP {EXABGP5_PIN} missing at {path}: run scripts/install")
+    return str(path)
+
+
+@pytest.fixture(params=["4.2", "5.0"])
+def exabgp(request: pytest.FixtureRequest) -> str | None:
+    """Runs the test once with ExaBGP 4.2.25 and once with 5.0.x."""
+    return exabgp_executable(str(request.param))
 
 
 def appliance_config(name: str, peers: list[dict[str, Any]], *, local_asn: int = 65010,
@@ -130,9 +154,9 @@ def routers(lab: Lab, tmp_path: Path) -> Iterator[Callable[..., Router]]:
     started: list[Router] = []
 
     def start(kind: str, name: str, neighbors: list[Neighbor], asn: int = 65001,
-              router_id: str | None = None) -> Router:
+              router_id: str | None = None, config_text: str | None = None) -> Router:
         router = make_router(kind, lab.namespaces[f"{PREFIX}-{name}"], tmp_path / f"{kind}-{name}",
-                             asn, router_id or ROUTER_ADDR[name][0], neighbors)
+                             asn, router_id or ROUTER_ADDR[name][0], neighbors, config_text)
         started.append(router)
         return router
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,9 @@ class Router:
     asn: int
     router_id: str
     neighbors: list[Neighbor]
+    config_text: str | None = None
+    """A config to run instead of the one built from `neighbors` (e.g. the output
+    of `speaker router-config`)."""
     proc: subprocess.Popen[Any] | None = field(default=None, init=False)
 
     def stop(self) -> None:
@@ -87,6 +91,18 @@ class Router:
         """Number of established sessions."""
         raise NotImplementedError
 
+    def sessions_since(self) -> dict[str, str]:  # pragma: no cover - overridden
+        """Per established neighbor address: a value that changes when it re-forms."""
+        raise NotImplementedError
+
+    def refresh(self) -> str:  # pragma: no cover - overridden
+        """Send ROUTE-REFRESH to every neighbor."""
+        raise NotImplementedError
+
+    def same_sessions(self, before: dict[str, str]) -> bool:
+        """Whether the sessions of `before` (from sessions_since) are the ones up now."""
+        return self.sessions_since() == before
+
 
 class Bird(Router):
     """BIRD 2.0 (`bird -f -c CONF -s SOCK`)."""
@@ -94,7 +110,8 @@ class Bird(Router):
     def start(self) -> None:
         """Write the config and start bird."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        lines = [f"router id {self.router_id};", "protocol device {}"]
+        lines = [f"router id {self.router_id};", "timeformat protocol iso long ms;",
+                 "protocol device {}"]
         for i, nb in enumerate(self.neighbors):
             chan = "ipv6" if ":" in nb.address else "ipv4"
             lines += [f"protocol bgp n{i} {{", f"  local as {self.asn};",
@@ -110,7 +127,10 @@ class Bird(Router):
                 lines.append(f"  multihop {nb.multihop};")
             lines.append("}")
         conf = self.workdir / "bird.conf"
-        conf.write_text("\n".join(lines) + "\n")
+        text = "\n".join(lines) + "\n"
+        if self.config_text is not None:  # timestamps with ms: a re-formed session shows
+            text = "timeformat protocol iso long ms;\n" + self.config_text
+        conf.write_text(text)
         self.sock = self.workdir / "bird.ctl"
         self.proc = self.ns.spawn(["bird", "-f", "-c", str(conf), "-s", str(self.sock),
                                    "-P", str(self.workdir / "bird.pid")])
@@ -122,6 +142,28 @@ class Bird(Router):
     def established(self) -> int:
         """Established BGP protocols."""
         return self.birdc("show", "protocols").count("Established")
+
+    def sessions_since(self) -> dict[str, str]:
+        """When each established session (by neighbor address) came up: a new
+        value means the session was re-established."""
+        text = self.birdc("show", "protocols")
+        return dict(re.findall(r"^(\S+)\s+BGP\s+\S+\s+up\s+(\S+ \S+)\s+Established",
+                               text, re.MULTILINE))
+
+    def refresh(self) -> str:
+        """Ask every neighbor for a route refresh (`birdc reload in all`)."""
+        return self.birdc("reload", "in", "all")
+
+    def same_sessions(self, before: dict[str, str]) -> bool:
+        """Same sessions up: BIRD prints a session's start time ±1 ms from one
+        query to the next; a re-formed session starts at least a second later
+        (TCP, OPEN, BIRD's connect retry), so 0.2 s tells them apart."""
+        now = self.sessions_since()
+        if set(now) != set(before):
+            return False
+        def seconds(stamp: str) -> float:
+            return datetime.fromisoformat(stamp).timestamp()
+        return all(abs(seconds(now[k]) - seconds(before[k])) < 0.2 for k in now)
 
     def routes(self) -> dict[str, Route]:
         """Parse `show route all` (both tables)."""
@@ -184,7 +226,7 @@ class Frr(Router):
                     lines.append(f"  neighbor {nb.address} activate")
             lines.append(" exit-address-family")
         conf = self.workdir / "bgpd.conf"
-        conf.write_text("\n".join(lines) + "\n")
+        conf.write_text(self.config_text or "\n".join(lines) + "\n")
         self.vty = self.workdir
         self.proc = self.ns.spawn([
             "/usr/lib/frr/bgpd", "-f", str(conf), "-i", str(self.workdir / "bgpd.pid"),
@@ -209,6 +251,22 @@ class Frr(Router):
             return 0
         return sum(1 for v in data.values()
                    if isinstance(v, dict) and v.get("bgpState") == "Established")
+
+    def sessions_since(self) -> dict[str, str]:
+        """Per established neighbor: connections established and dropped so far
+        (a new value means it was re-established; FRR's epoch of the current
+        session jitters by a second, it is computed from the uptime)."""
+        try:
+            data = json.loads(self.vtysh("show bgp neighbors json") or "{}")
+        except ValueError:
+            return {}
+        return {addr: f"{v.get('connectionsEstablished')}/{v.get('connectionsDropped')}"
+                for addr, v in data.items()
+                if isinstance(v, dict) and v.get("bgpState") == "Established"}
+
+    def refresh(self) -> str:
+        """Ask every neighbor for a route refresh (`clear bgp * soft in`)."""
+        return self.vtysh("clear bgp * soft in")
 
     def routes(self) -> dict[str, Route]:
         """Received routes from `show bgp ipv4/ipv6 unicast json` (detail per prefix)."""
@@ -278,7 +336,10 @@ class GoBgp(Router):
             data = json.loads(self.gobgp("neighbor", "-j") or "[]")
         except ValueError:
             return 0
-        return sum(1 for n in data if n.get("state", {}).get("session_state") == 6)
+        if not isinstance(data, list):  # an error object while gobgpd starts
+            return 0
+        return sum(1 for n in data
+                   if isinstance(n, dict) and n.get("state", {}).get("session_state") == 6)
 
     def routes(self) -> dict[str, Route]:
         """Received routes from `gobgp global rib -a FAM -j`."""
@@ -324,9 +385,10 @@ class GoBgp(Router):
 
 
 def make_router(kind: str, ns: Namespace, workdir: Path, asn: int, router_id: str,
-                neighbors: Sequence[Neighbor]) -> Router:
-    """A started router of `kind` ('bird', 'frr', 'gobgp')."""
+                neighbors: Sequence[Neighbor], config_text: str | None = None) -> Router:
+    """A started router of `kind` ('bird', 'frr', 'gobgp'), with the config built
+    from `neighbors` or `config_text`."""
     cls: type[Bird | Frr | GoBgp] = {"bird": Bird, "frr": Frr, "gobgp": GoBgp}[kind]
-    router = cls(ns, workdir, asn, router_id, list(neighbors))
+    router = cls(ns, workdir, asn, router_id, list(neighbors), config_text)
     router.start()
     return router

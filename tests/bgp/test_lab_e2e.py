@@ -12,6 +12,7 @@ together, judged at a real BIRD router (the lab demo topology, prefix esbe).
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from speaker.lab.netns import Lab, leftover_namespaces, require_root
 from speaker.lab.topology import VIP, DemoLab, LabSpec, build_demo
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-PREFIX = "esbe"
+PREFIX = os.environ.get("ESB_LAB_PREFIX", "esb") + "e"
 VIP_NET = f"{VIP}/32"
 
 

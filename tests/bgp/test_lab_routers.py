@@ -15,7 +15,7 @@ import pytest
 
 from speaker.lab.netns import Lab
 from speaker.model import BgpAnnouncement
-from tests.bgp.conftest import SpeakerThread, appliance_config
+from tests.bgp.conftest import PREFIX, SpeakerThread, appliance_config
 from tests.bgp.routers import Neighbor, Router, wait_for
 
 pytestmark = pytest.mark.lab
@@ -52,7 +52,14 @@ def test_router_receives_vips_with_attributes_over_md5(
     ])
     spk = speakers("a1", config)
     spk.call(lambda: spk.speaker.set(announcements()))
-    wait_for(lambda: router.established() == 2, 30, what=f"{kind}: two sessions established")
+    # 60 s: FRR resets a session that arrives before its config is active ("No AFI/SAFI
+    # activated for peer") and ExaBGP then backs off its reconnects
+    try:
+        wait_for(lambda: router.established() == 2, 60, what=f"{kind}: two sessions established")
+    except AssertionError as exc:  # say why: the speaker's view and ExaBGP's
+        status = spk.sync(spk.speaker.status)
+        raise AssertionError(f"{exc}; speaker: {status['sessions']}; "
+                             f"exabgp: {status['processes']}") from None
     routes = wait_for(lambda: (r := router.routes()) and len(r) == 3 and r, 20,
                       what=f"{kind}: three VIPs received")
 
@@ -91,7 +98,7 @@ def test_multihop_peer_behind_a_router(lab: Lab, tmp_path: Path,
                                        speakers: Callable[..., SpeakerThread]) -> None:
     """eBGP multihop: BIRD in esb-r3 sits behind esb-r2; ExaBGP's packets leave with
     TTL 2 (outgoing-ttl) and the source address comes from `ip route get`."""
-    r2, a1 = lab.namespaces["esb-r2"], lab.namespaces["esb-a1"]
+    r2, a1 = lab.namespaces[f"{PREFIX}-r2"], lab.namespaces[f"{PREFIX}-a1"]
     r3 = lab.host("r3")
     lab.wire(r2, r3, "eth1", "eth0", ["198.51.100.1/30"], ["198.51.100.2/30"])
     a1.run("ip", "route", "add", "198.51.100.0/30", "via", "192.0.2.2")

@@ -19,8 +19,9 @@ from speaker.bgp.events import (
     parse_line,
 )
 from speaker.bgp.exaconf import ExaBgpVersion, argv, environment, render_config
+from speaker.bgp.install import parse_version
 from speaker.bgp.plan import peers_from_config
-from speaker.bgp.process import parse_version, restart_delay
+from speaker.bgp.process import restart_delay
 from speaker.bgp.sessions import SessionTable
 from speaker.config import AppConfig
 
@@ -135,6 +136,11 @@ def test_command_line_and_environment() -> None:
     assert argv(Path("/x/exabgp"), Path("/r/c.conf"), v4) == ["/x/exabgp", "/r/c.conf"]
     assert argv(Path("/x/exabgp"), Path("/r/c.conf"), v5, "ns1") == [
         "ip", "netns", "exec", "ns1", "/x/exabgp", "server", "/r/c.conf"]
+    # a pip-installed 4.2 runs under its own interpreter with its refresh repaired
+    assert argv(Path("/x/exabgp"), Path("/r/c.conf"), v4, python=Path("/v/bin/python3")) == [
+        "/v/bin/python3", "-m", "speaker.bgp.refreshfix", "/r/c.conf"]
+    assert argv(Path("/x/exabgp"), Path("/r/c.conf"), v5, python=Path("/v/bin/python3")) == [
+        "/x/exabgp", "server", "/r/c.conf"]
     env = environment({"PATH": "/bin", "exabgp_log_level": "DEBUG"}, python_path=Path("/src"))
     assert env["exabgp_api_ack"] == "true"
     assert env["exabgp_daemon_drop"] == "false"

@@ -209,3 +209,42 @@ def test_state_event_for_unknown_peer_is_ignored() -> None:
     sessions = SessionTable([R1], lambda: 0.0)
     assert sessions.on_event(StateEvent(ip_address("192.0.2.99"), "up")) is None
     assert not sessions.is_up("r1")
+
+
+def test_announced_means_sent_on_an_established_session(tmp_path: Path) -> None:
+    """Acked while the session is not up: held (accepted), not announced; the
+    replay on `up` makes it announced; `down` forgets it again."""
+    async def scenario() -> None:
+        sessions = SessionTable([R1], lambda: 0.0)
+        sync = RibSync(sessions, lambda _: None, lambda: 0.0, lambda: 65010)
+
+        def on_state(event: StateEvent) -> None:
+            if sessions.on_event(event) is None:
+                return
+            if event.state == "up":
+                sync.session_up("r1")
+            elif event.state == "down":
+                sync.session_down("r1")
+
+        server = BridgeServer(tmp_path / "b.sock", sync.on_connect, on_state)
+        await server.start()
+        task = asyncio.create_task(sync.run())
+        fake = FakeExaBgp(lambda line: ["done"])  # nobody established yet
+        await fake.connect(server.path)
+        await settle(lambda: len(fake.lines) >= 1)
+        await sync.set_desired(frozenset({A}))
+        assert sync.ribs["r1"] == {A.prefix: A}, "ExaBGP holds it"
+        assert sync.announced() == frozenset(), "but the router has not been sent it"
+        assert sync.accepted() == {A}
+        assert sync.clean
+        assert fake.writer is not None
+        state = (b'{"type": "state", "neighbor": {"address": {"peer": "192.0.2.1"},'
+                 b' "state": "%s"}}\n')
+        fake.writer.write(state % b"up")
+        await settle(lambda: sync.announced() == {A})
+        fake.writer.write(state % b"down")
+        await settle(lambda: not sessions.is_up("r1"))
+        assert sync.announced() == frozenset()
+        assert sync.accepted() == {A}, "kept for the next session: no re-announce needed"
+        await stop(server, task, fake)
+    asyncio.run(scenario())

@@ -49,7 +49,7 @@ class Vip:
 def appliance_yaml(name: str, router_id: str, groups: Sequence[Group], vips: Sequence[Vip],
                    sock: Path, *, engine: str = "vrrp", preset: str = "fast",
                    unicast_peers: Sequence[str] = (), interface: str = "eth0",
-                   uplink: str | None = None) -> str:
+                   uplink: str | None = None, peers: Sequence[str] = ()) -> str:
     """Config text of one appliance (IPVS off: the lab kernel has none). `uplink`: an
     extra interface that self-checks watch (down: priority penalty 50)."""
     extra_if = f", {{name: {uplink}, role: backend}}" if uplink else ""
@@ -58,7 +58,8 @@ def appliance_yaml(name: str, router_id: str, groups: Sequence[Group], vips: Seq
         f"  interfaces: [{{name: {interface}, role: client}}{extra_if}]",
         *([f"  self_checks: {{uplinks: [{uplink}], priority_penalty: 50}}"] if uplink else []),
         "election:", f"  engine: {engine}", f"  preset: {preset}",
-        f"  vrrp: {{interface: {interface}, unicast_peers: [{', '.join(unicast_peers)}]}}",
+        f"  vrrp: {{interface: {interface}, unicast_peers: [{', '.join(unicast_peers)}]"
+        + (f", peers: [{', '.join(peers)}]" if peers else "") + "}",
         "  groups:",
     ]
     for g in groups:
@@ -126,8 +127,10 @@ class Appliance:
         return [{k: v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line)}
                 for line in text.splitlines()]
 
-    def wait_event(self, event: str, timeout: float = 10.0, **fields: str) -> dict[str, str]:
-        """Wait until the log shows `event` with these fields."""
+    def wait_event(self, event: str, timeout: float = 20.0, **fields: str) -> dict[str, str]:
+        """Wait until the log shows `event` with these fields. (20 s: a start-up now runs
+        two interpreters, the supervisor and the timing child; on the shared CI machine
+        that alone has taken over 10 s.)"""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for e in self.events():

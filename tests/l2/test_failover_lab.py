@@ -171,8 +171,8 @@ def test_forced_duplicate_owner_is_detected_and_resolved(pair: Segment) -> None:
     for name, prio in (("a1", 150), ("a2", 100)):
         pair.configure(name, [Group("front", 51, prio)], FRONT,
                        unicast_peers=["192.0.2.250"]).start()
-    for app in (a1, a2):
-        app.wait_event("vip_owned", vip=VIP)
+    for app in (a1, a2):  # two interpreters start per appliance (supervisor, timing child)
+        app.wait_event("vip_owned", vip=VIP, timeout=20)
     assert pair.who_answers(VIP) == {a1.mac, a2.mac}
     e1 = a1.wait_event("vip_conflict", timeout=15, vip=VIP)
     assert (e1["our_mac"], e1["other_mac"]) == (a1.mac, a2.mac)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from speaker.api.server import ApiServer
 from speaker.cli.main import main
 from speaker.config import load_config
-from speaker.daemon import register_handlers
+from speaker.daemon import STATUS_CACHE_S, register_handlers
 from speaker.sdnotify import Notifier
 from speaker.supervisor import Supervisor
 from tests.unit.test_reload_parts import ARP, BASE, Builder
@@ -67,6 +67,7 @@ def test_status_exit_codes(daemon: tuple[Path, Path, Supervisor], tmp_path: Path
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["health"]["state"] == "healthy"
     sup.reconciler.appliance = type(sup.reconciler.appliance)(False, ("uplink_down:eth0",))
+    threading.Event().wait(STATUS_CACHE_S + 0.05)  # a burst of callers shares one document
     sick = cli("status", "-s", str(sock))
     assert sick.exit_code == 1
     assert "UNHEALTHY" in sick.output

@@ -89,7 +89,7 @@ def test_reload_rejects_bad_config_and_keeps_running(tmp_path: Path) -> None:
         good["services"] = [{**CFG["services"][0], "vip": "203.0.113.20"}]
         write(cfg_path, good)
         os.kill(os.getpid(), signal.SIGHUP)
-        for _ in range(100):
+        for _ in range(500):  # the reload parses in a child process (~0.5 s)
             if {str(a.prefix) for a in bgp.current} == {"203.0.113.20/32"}:
                 break
             await asyncio.sleep(0.02)
