@@ -3,13 +3,17 @@
     LOG = event_log("speaker.bgp")
     LOG.info("session_up", peer="r1", reason="established")
 
-Format is JSON or logfmt (config `log.format`), on stderr.
+Format is JSON or logfmt (config `log.format`), on stderr. Under systemd (stderr is
+the journal stream named by $JOURNAL_STREAM) each line starts with its syslog priority
+(`<3>` error ... `<7>` debug), which journald strips and records, so `journalctl -p err`
+shows exactly the errors.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -115,10 +119,50 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _record_fields(record).items())
 
 
-def setup_logging(fmt: str = "logfmt", level: str = "info") -> None:
-    """Route every log record to stderr in the chosen format."""
+def syslog_priority(levelno: int) -> int:
+    """syslog priority of a logging level: error 3, warning 4, info 6, debug 7."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    return 6 if levelno >= logging.INFO else 7
+
+
+def stderr_is_journal() -> bool:
+    """True when stderr is the journald stream systemd named in $JOURNAL_STREAM."""
+    dev, _, ino = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (dev.isdigit() and ino.isdigit()):
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+class PriorityPrefix(logging.Formatter):
+    """Prefix another formatter's line with ``<N>`` (journald's SyslogLevelPrefix)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render with the inner formatter, then add the priority."""
+        return f"<{syslog_priority(record.levelno)}>{self.inner.format(record)}"
+
+
+def setup_logging(fmt: str = "logfmt", level: str = "info",
+                  priority_prefix: bool | None = None) -> None:
+    """Route every log record to stderr in the chosen format (``priority_prefix``:
+    default on when stderr is the journal)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else LogfmtFormatter()
+    if stderr_is_journal() if priority_prefix is None else priority_prefix:
+        formatter = PriorityPrefix(formatter)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 
 class Notifier:
-    """Sends READY=1, WATCHDOG=1 and STATUS= to $NOTIFY_SOCKET, if systemd gave one."""
+    """Sends READY=1, RELOADING=1, WATCHDOG=1 and STATUS= to $NOTIFY_SOCKET, if systemd gave one."""
 
     def __init__(self, address: str | None = None) -> None:
         self.address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
@@ -36,6 +37,16 @@ class Notifier:
 
     def ready(self, status: str) -> bool:
         """Tell systemd the service is up."""
+        return self.send("READY=1", f"STATUS={status}")
+
+    def reloading(self) -> bool:
+        """Tell systemd a reload began (``READY=1`` ends it); MONOTONIC_USEC as systemd 253+
+        wants for Type=notify-reload."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading config")
+
+    def reloaded(self, status: str) -> bool:
+        """The reload is over (adopted or rejected): back to READY."""
         return self.send("READY=1", f"STATUS={status}")
 
     def watchdog(self) -> bool:

@@ -200,6 +200,15 @@ class Supervisor:
         return self.last_reload
 
     async def reload(self) -> dict[str, Any]:
+        """:meth:`_reload`, with RELOADING=1 to systemd before and READY=1 (STATUS= says
+        whether it was adopted) after, whatever the outcome."""
+        self.notifier.reloading()
+        try:
+            return await self._reload()
+        finally:
+            self.notifier.reloaded(self.summary())
+
+    async def _reload(self) -> dict[str, Any]:
         """Load the config file again; adopt it only if it is valid and can go live.
 
         Steps: (1) load and validate the file; (2) diff the parts; reject with

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from speaker.cli.appliance_cmd import appliance
 from speaker.cli.config_cmd import config
 from speaker.cli.daemon_cmd import drain, reload, run, status, undrain
 from speaker.cli.docs_cmd import completion, man
@@ -32,5 +33,5 @@ def main() -> None:
 
 config.add_command(import_keepalived_cmd)
 for command in (config, run, status, reload, drain, undrain, router_config, lab, demo,
-                completion, man):
+                completion, man, appliance):
     main.add_command(command)

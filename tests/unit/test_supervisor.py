@@ -112,6 +112,13 @@ def test_reload_rejects_bad_config_and_keeps_running(tmp_path: Path) -> None:
     listener.close()
     assert any(m.startswith("READY=1") for m in messages)
     assert any("STOPPING=1" in m for m in messages)
+    # each reload (the rejected one and the SIGHUP) is bracketed RELOADING=1 ... READY=1
+    reloads = [i for i, m in enumerate(messages) if m.startswith("RELOADING=1")]
+    assert len(reloads) == 2
+    assert all("MONOTONIC_USEC=" in messages[i] for i in reloads)
+    for n, i in enumerate(reloads):
+        until = reloads[n + 1] if n + 1 < len(reloads) else len(messages)
+        assert any(m.startswith("READY=1") for m in messages[i + 1:until]), messages[i:until]
 
 
 def test_drain_and_undrain_through_the_api(tmp_path: Path) -> None:

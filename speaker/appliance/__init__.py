@@ -1,0 +1,1 @@
+"""The appliance image's boot-time side: the config medium and host networking."""
