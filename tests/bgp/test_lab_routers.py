@@ -78,10 +78,12 @@ def test_router_receives_vips_with_attributes_over_md5(
     assert v6.communities == ("65010:600",)
     assert v6.large_communities == ("65010:6:6",)
 
+    # the router may hold the routes a moment before the speaker has read ExaBGP's acks
+    wait_for(lambda: {(n, s.state, s.announced) for n, s in
+                      spk.sync(spk.speaker.sessions).items()}
+             == {("r1v4", "up", 2), ("r1v6", "up", 1)}, 10,
+             what=f"{kind}: the speaker sees both sessions up with their routes")
     sessions = spk.sync(spk.speaker.sessions)
-    assert {s.state for s in sessions.values()} == {"up"}
-    assert sessions["r1v4"].announced == 2
-    assert sessions["r1v6"].announced == 1
 
     spk.call(lambda: spk.speaker.set(announcements()[1:]))
     wait_for(lambda: str(V4) not in router.routes(), 10, what=f"{kind}: {V4} withdrawn")
