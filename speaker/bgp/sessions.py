@@ -38,6 +38,9 @@ class SessionTable:
         self.peers: dict[str, Peer] = {}
         self._by_address: dict[IPAddress, str] = {}
         self._sessions: dict[str, Session] = {}
+        self.events: dict[str, int] = {}
+        """Per peer: how many state events ExaBGP sent (a summary requested before
+        the latest event may describe an older state than that event)."""
         self.set_peers(peers)
 
     def set_peers(self, peers: Iterable[Peer]) -> None:
@@ -70,6 +73,7 @@ class SessionTable:
         name = self.name_of(event.peer)
         if name is None:
             return None
+        self.events[name] = self.events.get(name, 0) + 1
         if event.state == "up":
             self._set(name, "up", "established")
             return name

@@ -184,9 +184,15 @@ class RibSync:
     async def _refresh_sessions(self, conn: BridgeConnection) -> None:
         """After a (re)connection: which sessions are established? A respawned API
         process gets no `up` event, and a `down` may have been lost meanwhile."""
+        before = dict(self._sessions.events)
         reply = await conn.barrier(cmd.SUMMARY.line)
         established = established_from_summary(list(reply.lines))
         for name, peer in self._sessions.peers.items():
+            if self._sessions.events.get(name, 0) != before.get(name, 0):
+                # an event arrived while the summary was being made (ExaBGP builds it
+                # over several reactor turns): the event is at least as new; trust it
+                self._replay.add(name)
+                continue
             if peer.address not in established:
                 if self._sessions.mark_not_established(name):
                     self.session_down(name)

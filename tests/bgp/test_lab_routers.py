@@ -79,10 +79,14 @@ def test_router_receives_vips_with_attributes_over_md5(
     assert v6.large_communities == ("65010:6:6",)
 
     # the router may hold the routes a moment before the speaker has read ExaBGP's acks
-    wait_for(lambda: {(n, s.state, s.announced) for n, s in
-                      spk.sync(spk.speaker.sessions).items()}
-             == {("r1v4", "up", 2), ("r1v6", "up", 1)}, 10,
-             what=f"{kind}: the speaker sees both sessions up with their routes")
+    try:
+        wait_for(lambda: {(n, s.state, s.announced) for n, s in
+                          spk.sync(spk.speaker.sessions).items()}
+                 == {("r1v4", "up", 2), ("r1v6", "up", 1)}, 10,
+                 what=f"{kind}: the speaker sees both sessions up with their routes")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; speaker: {spk.sync(spk.speaker.status)['sessions']}") \
+            from None
     sessions = spk.sync(spk.speaker.sessions)
 
     spk.call(lambda: spk.speaker.set(announcements()[1:]))

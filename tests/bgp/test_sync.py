@@ -205,6 +205,28 @@ def test_peer_missing_from_summary_is_marked_down(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_up_event_during_the_summary_outranks_its_stale_answer(tmp_path: Path) -> None:
+    """ExaBGP builds the summary over several reactor turns: the session can come up
+    (and its `up` event be written) before the summary that says it is not."""
+    up = b'{"type": "state", "neighbor": {"address": {"peer": "192.0.2.1"}, "state": "up"}}'
+
+    def up_then_stale_summary(line: str) -> list[str]:
+        if line.startswith("show"):
+            return [up.decode(), SUMMARY[0], "done"]  # r1 not listed as established
+        return ["done"]
+
+    async def scenario() -> None:
+        sync, sessions, server, task = await start(tmp_path)
+        await sync.set_desired(frozenset({A}))
+        fake = FakeExaBgp(up_then_stale_summary)
+        await fake.connect(server.path)
+        await settle(lambda: any("eor" in line for line in fake.lines))
+        assert sessions.is_up("r1")
+        await settle(lambda: sync.announced() == {A})
+        await stop(server, task, fake)
+    asyncio.run(scenario())
+
+
 def test_state_event_for_unknown_peer_is_ignored() -> None:
     sessions = SessionTable([R1], lambda: 0.0)
     assert sessions.on_event(StateEvent(ip_address("192.0.2.99"), "up")) is None
