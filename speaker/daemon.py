@@ -11,9 +11,11 @@ from typing import Any
 from speaker.api.metrics_http import MetricsServer
 from speaker.api.server import ApiServer
 from speaker.config import AppConfig
+from speaker.explain import explain
 from speaker.factory import StartupError
 from speaker.logs import event_log, setup_logging
 from speaker.metrics import REGISTRY
+from speaker.preview import preview_reload
 from speaker.status import status_document
 from speaker.supervisor import Supervisor
 
@@ -41,7 +43,7 @@ def _drain_key(sup: Supervisor, args: dict[str, Any]) -> tuple[str, str | None]:
 
 
 def register_handlers(api: ApiServer, sup: Supervisor) -> None:
-    """The API commands: ping, status, reload, drain, undrain."""
+    """The API commands: ping, status, reload, drain, undrain, plan, explain."""
     rec = sup.reconciler
 
     async def ping(_args: dict[str, Any]) -> str:
@@ -85,8 +87,18 @@ def register_handlers(api: ApiServer, sup: Supervisor) -> None:
     async def undrain(args: dict[str, Any]) -> dict[str, Any]:
         return await drain(args, on=False)
 
+    async def plan(args: dict[str, Any]) -> dict[str, Any]:
+        path = args.get("path")
+        if not isinstance(path, str) or not Path(path).is_absolute():
+            raise ValueError("plan needs the candidate config's absolute path")
+        return await preview_reload(sup, Path(path))
+
+    async def explain_vip(args: dict[str, Any]) -> dict[str, Any]:
+        return explain(sup, str(args.get("vip", "")))
+
     for name, handler in (("ping", ping), ("status", status), ("reload", reload),
-                          ("drain", drain), ("undrain", undrain)):
+                          ("drain", drain), ("undrain", undrain), ("plan", plan),
+                          ("explain", explain_vip)):
         api.register(name, handler)
 
 

@@ -27,7 +27,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 MAX_CONCURRENT = 32
 MAX_REQUEST = 64 * 1024
 READ_TIMEOUT_S = 5.0
-HANDLER_TIMEOUT_S = {"reload": 30.0, "drain": 30.0, "undrain": 30.0}
+HANDLER_TIMEOUT_S = {"reload": 30.0, "drain": 30.0, "undrain": 30.0, "plan": 30.0}
 DEFAULT_HANDLER_TIMEOUT_S = 10.0
 
 

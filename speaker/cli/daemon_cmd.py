@@ -30,7 +30,9 @@ def _socket(socket_path: Path | None, config_path: Path | None) -> Path:
     return Path("/run/edge-speaker/api.sock")
 
 
-def _call(socket_path: Path | None, config_path: Path | None, command: str, **args: Any) -> Any:
+def call_daemon(socket_path: Path | None, config_path: Path | None, command: str,
+                **args: Any) -> Any:
+    """Send one API command; exit 3 if the daemon is unreachable, 2 if it refuses."""
     try:
         return request(_socket(socket_path, config_path), command, **args)
     except DaemonUnreachableError as exc:
@@ -61,7 +63,7 @@ def status(socket_path: Path | None, config_path: Path | None, as_json: bool,
 
     Exits 0 when healthy, 1 when degraded or unhealthy, 3 when the daemon cannot be
     reached."""
-    doc = _call(socket_path, config_path, "status")
+    doc = call_daemon(socket_path, config_path, "status")
     if as_json:
         print_json(doc)
     else:
@@ -77,7 +79,7 @@ def status(socket_path: Path | None, config_path: Path | None, as_json: bool,
 def reload(socket_path: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Re-read the config file; a bad one (or one that needs a restart) is rejected and
     the running config kept. Prints one line per change; exits 1 if rejected."""
-    result = _call(socket_path, config_path, "reload")
+    result = call_daemon(socket_path, config_path, "reload")
     if as_json:
         print_json(result)
     elif result["ok"]:
@@ -105,7 +107,7 @@ def _drain_command(on: bool) -> click.Command:
     def command(socket_path: Path | None, config_path: Path | None, service: str | None,
                 backend: str | None, as_json: bool) -> None:
         args = {k: v for k, v in (("service", service), ("backend", backend)) if v is not None}
-        result = _call(socket_path, config_path, verb, **args)
+        result = call_daemon(socket_path, config_path, verb, **args)
         if as_json:
             print_json(result)
         else:

@@ -10,6 +10,7 @@ from speaker.cli.appliance_cmd import appliance
 from speaker.cli.config_cmd import config
 from speaker.cli.daemon_cmd import drain, reload, run, status, undrain
 from speaker.cli.docs_cmd import completion, man
+from speaker.cli.inspect_cmd import explain, plan
 from speaker.cli.lab_cmd import demo, lab
 from speaker.cli.migrate_cmd import import_keepalived_cmd
 from speaker.routercfg.cli import router_config
@@ -33,5 +34,5 @@ def main() -> None:
 
 config.add_command(import_keepalived_cmd)
 for command in (config, run, status, reload, drain, undrain, router_config, lab, demo,
-                completion, man, appliance):
+                completion, man, appliance, plan, explain):
     main.add_command(command)
