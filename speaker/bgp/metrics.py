@@ -12,6 +12,12 @@ SESSION_UP = Gauge(
     ["peer"],
     registry=REGISTRY,
 )
+SESSION_FLAPS = Counter(
+    "speaker_bgp_session_flaps",
+    "Times the established session to the peer went down (any reason)",
+    ["peer"],
+    registry=REGISTRY,
+)
 ANNOUNCED_PREFIXES = Gauge(
     "speaker_bgp_announced_prefixes",
     "Prefixes announced to the peer (acknowledged by ExaBGP)",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from speaker.bgp.diagnose import Verdict
 from speaker.bgp.events import StateEvent, down_reason_code
-from speaker.bgp.metrics import SESSION_UP
+from speaker.bgp.metrics import SESSION_FLAPS, SESSION_UP
 from speaker.bgp.plan import Peer
 from speaker.model import IPAddress, PeerState
 
@@ -51,8 +51,10 @@ class SessionTable:
             if name not in self.peers:
                 del self._sessions[name]
                 SESSION_UP.remove(name)
+                SESSION_FLAPS.remove(name)
         for name in self.peers:
             if name not in self._sessions:
+                SESSION_FLAPS.labels(name)  # 0 from the start: increase() sees the first
                 self._set(name, "idle", "exabgp_not_running")
 
     def _set(self, name: str, state: str, reason: str, detail: str = "") -> bool:
@@ -60,6 +62,8 @@ class SessionTable:
         if old is not None and (old.state, old.reason, old.detail) == (state, reason, detail):
             return False
         since = old.since if old is not None and old.state == state else self._clock()
+        if old is not None and old.state == "up" and state != "up":
+            SESSION_FLAPS.labels(name).inc()
         self._sessions[name] = Session(state, since, reason, detail)
         SESSION_UP.labels(name).set(1 if state == "up" else 0)
         return True

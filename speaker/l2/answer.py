@@ -8,6 +8,7 @@ announcing or answering for one of our VIPs) for the conflict tracker.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv6Address
 
@@ -23,22 +24,50 @@ Claim = tuple[IPAddress, bytes]
 """(our VIP, the other MAC that claims it)."""
 
 
+class VipMetrics:
+    """Counter children of one (interface, VIP), resolved once: ARP request / reply /
+    gratuitous ARP for an IPv4 VIP, solicitation / advertisement / unsolicited NA for
+    an IPv6 one."""
+
+    __slots__ = ("announced", "replies", "requests")
+
+    def __init__(self, interface: str, vip: str, v6: bool) -> None:
+        req, rep, ann = ((m.NDP_SOLICITATIONS, m.NDP_ADVERTISEMENTS, m.NDP_UNSOLICITED) if v6
+                         else (m.ARP_REQUESTS, m.ARP_REPLIES, m.GARP_SENT))
+        self.requests = req.labels(interface, vip)
+        self.replies = rep.labels(interface, vip)
+        self.announced = ann.labels(interface, vip)
+
+
 class PortMetrics:
     """Metric children of one interface, resolved once (labels() costs a lookup)."""
 
-    __slots__ = ("_name", "_rejected", "arp_replies", "arp_requests", "garp", "na_sent",
-                 "na_unsolicited", "ns_received", "send_errors")
+    __slots__ = ("_name", "_rejected", "_vips", "send_errors")
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._rejected: dict[str, Counter] = {}
-        self.arp_requests = m.ARP_REQUESTS.labels(name)
-        self.arp_replies = m.ARP_REPLIES.labels(name)
-        self.garp = m.GARP_SENT.labels(name)
-        self.ns_received = m.NDP_SOLICITATIONS.labels(name)
-        self.na_sent = m.NDP_ADVERTISEMENTS.labels(name)
-        self.na_unsolicited = m.NDP_UNSOLICITED.labels(name)
+        self._vips: dict[bytes, VipMetrics] = {}
         self.send_errors = m.SEND_ERRORS.labels(name)
+
+    def vip(self, packed: bytes) -> VipMetrics:
+        """The counters of one VIP (its packed address) on this interface."""
+        found = self._vips.get(packed)
+        if found is None:
+            v6 = len(packed) == 16
+            text = str(IPv6Address(packed) if v6 else IPv4Address(packed))
+            found = self._vips[packed] = VipMetrics(self._name, text, v6)
+        return found
+
+    def keep(self, packed: Iterable[bytes]) -> None:
+        """Drop the series of VIPs not in `packed` (they left the config)."""
+        wanted = set(packed)
+        for gone in [p for p in self._vips if p not in wanted]:
+            del self._vips[gone]
+            text = str(IPv4Address(gone) if len(gone) == 4 else IPv6Address(gone))
+            for metric in m.PER_VIP:
+                with contextlib.suppress(KeyError):
+                    metric.remove(self._name, text)
 
     def reject(self, reason: str) -> None:
         """Count one frame that asked for a VIP of ours but was not answered."""
@@ -76,6 +105,8 @@ class Answerer:
                         port.mac, vip.address)
         self._arp, self._nd = arp, nd
         self._claimable = frozenset(a.packed for a in claimable)
+        for name, pm in self.metrics.items():
+            pm.keep(self._claimable | arp.get(name, {}).keys() | nd.get(name, {}).keys())
 
     def answering(self, name: str) -> int:
         """How many VIPs are answered on interface `name`."""
@@ -107,14 +138,15 @@ class Answerer:
             tmpl = self._arp.get(port.name, {}).get(tpa)
             if tmpl is not None:
                 pm = self.metrics[port.name]
-                pm.arp_requests.inc()
+                vm = pm.vip(tpa)
+                vm.requests.inc()
                 error = arp_request_error(frame, port.mac)
                 if error is not None:
                     pm.reject(error)
                     return None
                 try:
                     port.send(tmpl.fill(sha, spa))
-                    pm.arp_replies.inc()
+                    vm.replies.inc()
                 except OSError:
                     pm.send_errors.inc()
                 return None
@@ -131,14 +163,15 @@ class Answerer:
             tmpl = self._nd.get(port.name, {}).get(target)
             if tmpl is not None:
                 pm = self.metrics[port.name]
-                pm.ns_received.inc()
+                vm = pm.vip(target)
+                vm.requests.inc()
                 error = ns_error(frame, port.mac)
                 if error is not None:
                     pm.reject(error)
                     return None
                 try:
                     port.send(tmpl.fill(src_mac, frame[22:38]))
-                    pm.na_sent.inc()
+                    vm.replies.inc()
                 except OSError:
                     pm.send_errors.inc()
         elif (frame[54] == frames.ICMP6_NA and frame[21] == 255 and frame[55] == 0

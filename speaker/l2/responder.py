@@ -336,13 +336,13 @@ class L2Responder:
             port = self._port(name)
             if port is None:
                 continue
-            pm = self._answer.metrics[name]
+            vm = self._answer.metrics[name].vip(vip.address.packed)
             if isinstance(vip.address, IPv4Address):
                 for frame in frames.garp_frames(port.mac, vip.address):
                     if self._send(port, frame):
-                        pm.garp.inc()
+                        vm.announced.inc()
             elif self._send(port, frames.unsolicited_na(port.mac, vip.address)):
-                pm.na_unsolicited.inc()
+                vm.announced.inc()
 
     def _send_probe(self, vip: L2Vip) -> None:
         for name in vip.interfaces:

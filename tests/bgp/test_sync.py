@@ -270,3 +270,23 @@ def test_announced_means_sent_on_an_established_session(tmp_path: Path) -> None:
         assert sync.accepted() == {A}, "kept for the next session: no re-announce needed"
         await stop(server, task, fake)
     asyncio.run(scenario())
+
+
+def test_a_session_that_goes_down_counts_one_flap() -> None:
+    from speaker.metrics import REGISTRY
+
+    peer = Peer("flappy", ip_address("192.0.2.7"), 65001, ("ipv4-unicast",), False, False, 9.0)
+    sessions = SessionTable([peer], lambda: 0.0)
+
+    def flaps() -> float | None:
+        return REGISTRY.get_sample_value("speaker_bgp_session_flaps_total", {"peer": "flappy"})
+
+    assert flaps() == 0
+    sessions.on_event(StateEvent(peer.address, "connected"))
+    assert flaps() == 0, "connecting is not a flap"
+    sessions.on_event(StateEvent(peer.address, "up"))
+    sessions.on_event(StateEvent(peer.address, "down", "peer reset"))
+    sessions.on_event(StateEvent(peer.address, "down", "peer reset"))
+    assert flaps() == 1
+    sessions.set_peers([])
+    assert flaps() is None

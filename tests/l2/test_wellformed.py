@@ -124,3 +124,27 @@ def test_answerer_sends_nothing_for_hostile_frames_and_counts_them() -> None:
     answer.handle(port, arp())  # type: ignore[arg-type]
     answer.handle(port, ns())  # type: ignore[arg-type]
     assert len(port.sent) == 2
+
+
+def test_requests_and_replies_are_counted_per_vip_and_go_with_the_vip() -> None:
+    from speaker.l2.answer import PortMetrics
+    from speaker.metrics import REGISTRY
+
+    def value(name: str, vip: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"interface": "etv0", "vip": vip})
+
+    port = Port()
+    port.name = "etv0"  # type: ignore[misc]
+    answer = Answerer()
+    answer.metrics["etv0"] = PortMetrics("etv0")
+    vips = [L2Vip(IPv4Address(VIP4), ("etv0",), "g"), L2Vip(IPv6Address(VIP6), ("etv0",), "g")]
+    answer.rebuild(vips, [v.address for v in vips], {"etv0": port})  # type: ignore[dict-item]
+    for frame in (arp(), arp(), ns()):
+        answer.handle(port, frame)  # type: ignore[arg-type]
+    assert value("speaker_arp_requests_received_total", VIP4) == 2
+    assert value("speaker_arp_replies_sent_total", VIP4) == 2
+    assert value("speaker_ndp_advertisements_sent_total", VIP6) == 1
+    assert value("speaker_arp_replies_sent_total", VIP6) is None
+    answer.rebuild(vips[1:], [vips[1].address], {"etv0": port})  # type: ignore[dict-item]
+    assert value("speaker_arp_replies_sent_total", VIP4) is None  # left the config
+    assert value("speaker_ndp_advertisements_sent_total", VIP6) == 1
