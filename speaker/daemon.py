@@ -10,6 +10,7 @@ from typing import Any
 
 from speaker.api.metrics_http import MetricsServer
 from speaker.api.server import ApiServer
+from speaker.api.webconfig import WebConfigWatcher
 from speaker.config import AppConfig
 from speaker.explain import explain
 from speaker.factory import StartupError
@@ -107,7 +108,9 @@ async def _serve(sup: Supervisor, config: AppConfig) -> int:
     register_handlers(api, sup)
     extra = [api.run]
     if config.metrics.enabled:
-        metrics = MetricsServer(REGISTRY, config.metrics.address, config.metrics.port)
+        web_file = config.metrics.web_config_file
+        metrics = MetricsServer(REGISTRY, config.metrics.address, config.metrics.port,
+                                web=WebConfigWatcher(Path(web_file)) if web_file else None)
         await metrics.start()
         extra.append(metrics.run)
     return await sup.run(extra=extra)

@@ -197,7 +197,8 @@ def _api(config: AppConfig) -> PartSpec:
 def _metrics(config: AppConfig) -> PartSpec:
     m = config.metrics
     settings: tuple[Setting, ...] = (("metrics.enabled", m.enabled),
-                                     ("metrics.address", m.address), ("metrics.port", m.port))
+                                     ("metrics.address", m.address), ("metrics.port", m.port),
+                                     ("metrics.web_config_file", m.web_config_file))
     return PartSpec("metrics", "http", "metrics", settings,
                     fixed=frozenset(p for p, _ in settings), component=False)
 

@@ -110,6 +110,22 @@ class MetricsConfig(Section):
     address: SafeText = "127.0.0.1"
     """IP address to listen on (IPv4 or IPv6; `0.0.0.0` / `::` for all)."""
     port: Port = 9469
+    web_config_file: SafePath | None = None
+    """TLS and basic auth, in the Prometheus exporter-toolkit's web config format
+    (`--web.config.file`; speaker.api.webconfig). Checked here; its contents are
+    re-read when the file changes (certificate rotation needs no reload)."""
+
+    @field_validator("web_config_file")
+    @classmethod
+    def _a_valid_web_config(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from speaker.api.webconfig import WebConfigError, load_web_config
+
+            try:
+                load_web_config(value)
+            except WebConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("address")
     @classmethod
