@@ -4,9 +4,11 @@
     LOG.info("session_up", peer="r1", reason="established")
 
 Format is JSON or logfmt (config `log.format`), on stderr. Under systemd (stderr is
-the journal stream named by $JOURNAL_STREAM) each line starts with its syslog priority
-(`<3>` error ... `<7>` debug), which journald strips and records, so `journalctl -p err`
-shows exactly the errors.
+the journal stream named by $JOURNAL_STREAM) records go to journald's native socket
+instead, each field its own journal field (`journalctl EVENT=... REASON=...`, see
+speaker.journal) with its syslog priority, so `journalctl -p err` shows exactly the
+errors; without the socket each stderr line starts with its priority (`<3>` error ...
+`<7>` debug), which journald strips and records.
 """
 
 from __future__ import annotations
@@ -158,11 +160,19 @@ def setup_logging(fmt: str = "logfmt", level: str = "info",
                   priority_prefix: bool | None = None) -> None:
     """Route every log record to stderr in the chosen format (``priority_prefix``:
     default on when stderr is the journal)."""
-    handler = logging.StreamHandler(sys.stderr)
+    from speaker.journal import JournalHandler, journal_available
+
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else LogfmtFormatter()
-    if stderr_is_journal() if priority_prefix is None else priority_prefix:
-        formatter = PriorityPrefix(formatter)
-    handler.setFormatter(formatter)
+    journal = stderr_is_journal() if priority_prefix is None else priority_prefix
+    handler: logging.Handler
+    if journal and priority_prefix is None and journal_available():
+        handler = JournalHandler(formatter, syslog_priority, _record_fields)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(PriorityPrefix(formatter) if journal else formatter)
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, JournalHandler):  # owns a socket
+            old.close()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
