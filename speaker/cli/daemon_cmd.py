@@ -7,7 +7,9 @@ request (e.g. no such service or backend), 3 the daemon cannot be reached.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,22 +54,39 @@ def run(config_path: Path, runtime_dir: Path | None) -> None:
     sys.exit(run_daemon(config_path, load_or_exit(config_path), runtime_dir))
 
 
+def _status_text(doc: dict[str, Any], as_json: bool, no_backends: bool) -> str:
+    if as_json:
+        return json.dumps(doc, indent=2, sort_keys=True, default=str)
+    return render_status(doc, backends=not no_backends)
+
+
 @click.command()
 @SOCKET_OPTION
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--no-backends", is_flag=True, help="Leave out the per-backend table.")
+@click.option("-w", "--watch", "watch", type=click.FloatRange(min=0.2), default=None,
+              is_flag=False, flag_value=2.0, metavar="SECONDS",
+              help="Refresh every SECONDS (2 if not given) until Ctrl-C.")
 def status(socket_path: Path | None, config_path: Path | None, as_json: bool,
-           no_backends: bool) -> None:
+           no_backends: bool, watch: float | None) -> None:
     """Show VIPs, backends, BGP sessions and election state of the running daemon.
 
     Exits 0 when healthy, 1 when degraded or unhealthy, 3 when the daemon cannot be
-    reached."""
+    reached (with --watch: 0 on Ctrl-C)."""
+    if watch is not None:
+        try:
+            while True:
+                text = _status_text(call_daemon(socket_path, config_path, "status"),
+                                    as_json, no_backends)
+                click.clear()
+                click.echo(f"every {watch:g} s, {time.strftime('%H:%M:%S')} "
+                           f"(Ctrl-C to stop)\n{text}")
+                time.sleep(watch)
+        except KeyboardInterrupt:
+            sys.exit(0)
     doc = call_daemon(socket_path, config_path, "status")
-    if as_json:
-        print_json(doc)
-    else:
-        click.echo(render_status(doc, backends=not no_backends))
+    click.echo(_status_text(doc, as_json, no_backends))
     if doc.get("health", {}).get("state", "healthy") != "healthy":
         sys.exit(1)
 

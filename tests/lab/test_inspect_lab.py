@@ -4,6 +4,7 @@ kernel hold, and `plan` changes nothing."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -133,3 +134,21 @@ def test_plan_shows_the_change_and_applies_nothing(demo: DemoLab, tmp_path: Path
     assert "services[0].ports" in result.stdout
     assert app.proc is not None
     assert app.proc.poll() is None
+
+
+def test_status_watch_refreshes_until_ctrl_c(demo: DemoLab) -> None:
+    app = demo.appliances[0]
+    proc = subprocess.Popen([sys.executable, "-m", "speaker", "status", "--watch", "0.3",
+                             "-s", str(app.socket)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.count("every 0.3 s") >= 2
+    assert VIP in out
