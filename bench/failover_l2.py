@@ -1,8 +1,8 @@
 """L2 failover as a client sees it: edge-speaker `fast` vs keepalived, same run, same segment.
 
 One bridge, one client, four appliances:
-- a1, a2: `speaker run`, VRRP preset fast (100 ms adverts), VIP 192.0.2.100;
-- k1, k2: Debian's keepalived (VRRPv3), two instances: advert_int 0.1 for VIP
+- a1, a2: `speaker run`, VRRP preset fast (50 ms adverts), VIP 192.0.2.100;
+- k1, k2: Debian's keepalived (VRRPv3), two instances: advert_int of our fast preset for VIP
   192.0.2.101 (same interval as ours) and advert_int 1 (keepalived's default)
   for VIP 192.0.2.102.
 Preemption is off everywhere, so each run kills whichever appliance is master.
@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "l2"))
 
 from l2lab import Appliance, Group, Pinger, Segment, Vip, keepalived_states, start_keepalived
 
+from speaker.config.election import ADVERT_INTERVAL_S
 from speaker.lab.netns import Lab
 
 OURS, KA_FAST, KA_DEFAULT = "192.0.2.100", "192.0.2.101", "192.0.2.102"
@@ -78,11 +79,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--interval", type=float, default=None,
                         help="advert interval for ours and the fast keepalived instance "
-                             "(default: our preset fast, 0.1 s)")
+                             "(default: our preset fast)")
     args = parser.parse_args()
-    interval = args.interval or 0.1
+    interval = args.interval or ADVERT_INTERVAL_S["fast"]
     ours_label = (f"edge-speaker advert {interval} s" if args.interval
-                  else "edge-speaker fast (0.1 s)")
+                  else f"edge-speaker fast ({interval} s)")
     ka_label = f"keepalived advert {interval} s"
     gaps: dict[str, list[float]] = {ours_label: [], ka_label: [],
                                     "keepalived default (1 s)": []}

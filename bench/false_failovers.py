@@ -71,8 +71,9 @@ def main() -> None:
         ka_before = keepalived_states(apps["k2"]).count("MASTER")
         cap_path = Path(tmp) / "adverts.txt"
         with cap_path.open("w") as out:
-            capture = seg.client.spawn(["tcpdump", "-l", "-tt", "-nni", "eth0", "vrrp"],
-                                       stdout=out)
+            # the observer must not be starved by the load it watches: realtime, big buffer
+            capture = seg.client.spawn(["chrt", "-f", "50", "tcpdump", "-B", "16384", "-l",
+                                        "-tt", "-nni", "eth0", "vrrp"], stdout=out)
         load = [] if args.no_load else busy_loops(os.cpu_count() or 2)
         load1 = os.getloadavg()[0]
         try:

@@ -116,10 +116,10 @@ def test_higher_priority_wins_and_adverts_are_valid(wire: Wire) -> None:
     src, dst, payload = wire.log[-1]
     assert dst == VRRP_GROUP_V4
     advert = decode(payload, src, dst)
-    assert (advert.vrid, advert.priority, advert.interval_cs) == (51, 150, 10)
+    assert (advert.vrid, advert.priority, advert.interval_cs) == (51, 150, 5)
     assert advert.addresses == (IPv4Address("192.0.2.100"),)
     sent_by_a = sum(1 for s, _, _ in wire.log if s == ip_address("192.0.2.11"))
-    assert 15 <= sent_by_a <= 22  # every 100 ms once master (~0.35 s to become master)
+    assert 30 <= sent_by_a <= 44  # every 50 ms once master (~0.18 s to become master)
 
 
 def test_penalty_hands_over_to_a_preempting_backup(wire: Wire) -> None:

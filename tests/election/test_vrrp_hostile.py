@@ -78,7 +78,7 @@ def test_check_source_off_obeys_any_source(wire: Wire) -> None:
 
 def test_own_interval_must_lie_inside_the_accepted_range() -> None:
     text = config("a1", "192.0.2.11", 150).replace(
-        "unicast_peers: []", "unicast_peers: [], peer_interval_max: 0.05")
+        "unicast_peers: []", "unicast_peers: [], peer_interval_max: 0.03")
     with pytest.raises(ConfigError) as err:
         parse_text(text)
     assert "peer_interval_min..max" in str(err.value.issues[0])

@@ -39,7 +39,7 @@ def test_adverts_and_answers_are_valid_on_the_wire(one: Segment) -> None:
     seen = json.loads(out.stdout)
     assert seen["vrrp4"] == {"ttl": 255, "dst": "224.0.0.18", "proto": 112,
                              "src_mac": a1.mac, "checksum_ok": True, "vrid": 51,
-                             "priority": 200, "adv_cs": 10, "addrs": [VIP4]}
+                             "priority": 200, "adv_cs": 5, "addrs": [VIP4]}
     v6 = seen["vrrp6"]
     assert (v6["hlim"], v6["dst"], v6["nh"], v6["checksum_ok"], v6["vrid"], v6["addrs"]) == (
         255, "ff02::12", 112, True, 52, [VIP6])
