@@ -218,8 +218,14 @@ def build_speaker_wheel(cache: Path) -> Path:
 # -- assembly -----------------------------------------------------------------------
 
 def sysctl_conf() -> str:
-    lines = ["# edge-speaker: the sysctl table of dataplane/sysctl.py (written by images/build)"]
+    """The boot-time baseline: the entries every forwarding config wants. Per-interface
+    entries and those that depend on the config (DR/tunnel ARP rules, sync, sloppy
+    modes, IPv6 forwarding) are the daemon's to set (ReadWritePaths=/proc/sys/net)."""
+    lines = ["# edge-speaker: the baseline of dataplane/sysctl.py's table (images/build);",
+             "# the daemon sets the config-dependent rest at start and on reload"]
     for entry in SYSCTLS:
+        if "{" in entry.name or not ({"nat"} <= set(entry.modes)):
+            continue
         lines += [f"# {entry.reason}", f"{entry.name} = {entry.value}"]
     return "\n".join(lines) + "\n"
 

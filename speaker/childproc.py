@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import os
 import resource
 import signal
 import struct
@@ -53,6 +54,25 @@ def preexec(*, memory_bytes: int | None = None, cpu_seconds: int | None = None,
 
 class ChannelError(Exception):
     """The peer sent something that is not a valid frame (too large, not a JSON object)."""
+
+
+_POLICIES = {getattr(os, n): n.removeprefix("SCHED_").lower()
+             for n in ("SCHED_OTHER", "SCHED_RR", "SCHED_FIFO", "SCHED_BATCH", "SCHED_IDLE")
+             if hasattr(os, n)}
+
+
+def scheduling(pid: int | None) -> str | None:
+    """How the kernel schedules process `pid`: `rr:10`, `fifo:N`, or `other:nice-10`
+    (None if it is gone). Read from outside, so it says what the child really got."""
+    if pid is None:
+        return None
+    try:
+        policy = os.sched_getscheduler(pid)
+        if policy in (getattr(os, "SCHED_RR", -1), getattr(os, "SCHED_FIFO", -1)):
+            return f"{_POLICIES[policy]}:{os.sched_getparam(pid).sched_priority}"
+        return f"{_POLICIES.get(policy, str(policy))}:nice{os.getpriority(os.PRIO_PROCESS, pid)}"
+    except OSError:
+        return None
 
 
 def encode_frame(message: dict[str, Any], max_frame: int = MAX_FRAME) -> bytes:

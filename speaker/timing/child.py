@@ -179,11 +179,18 @@ async def main(fd: int) -> int:
 
 if __name__ == "__main__":
     set_pdeathsig()
+    refused = ""
     try:
         os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(RT_PRIORITY))
-    except OSError:
+    except OSError as exc:
+        refused = exc.strerror or repr(exc)
         with contextlib.suppress(OSError):
             os.nice(NICE)
     setup_logging(sys.argv[2] if len(sys.argv) > 2 else "logfmt",
                   sys.argv[3] if len(sys.argv) > 3 else "info")
+    if refused:
+        event_log("speaker.timing.child").warning(
+            "timing_child_not_realtime", reason="sched_rr_refused", error=refused,
+            detail="VRRP adverts and ARP answers share the CPU with everything else; "
+                   "run as root or with CAP_SYS_NICE / LimitRTPRIO, RestrictRealtime=no")
     sys.exit(asyncio.run(main(int(sys.argv[1]))))

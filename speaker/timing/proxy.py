@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from speaker.childproc import Backoff, Channel, ChannelError, preexec
+from speaker.childproc import Backoff, Channel, ChannelError, preexec, scheduling
 from speaker.config import AppConfig
 from speaker.logs import event_log
 from speaker.metrics import REGISTRY
@@ -95,7 +95,7 @@ class TimingDomain:
         """The child's last status of `part` ('election' or 'l2'), with child details."""
         doc = dict(self._status.get(part) or {})
         doc["process"] = {"pid": self.pid, "up": self._channel is not None,
-                          "restarts": self.restarts}
+                          "restarts": self.restarts, "sched": scheduling(self.pid)}
         return doc
 
     def status_name(self, part: str) -> str:
