@@ -197,7 +197,7 @@ class ScaleLab:
         ready = until(self._ready, limit, "READY", 0.02)
         routes = until(lambda: self.ctl.count() >= self.vips, limit, "all routes at BIRD",
                        0.01)
-        return {"ready_s": ready, "routes_s": max(ready, routes)}
+        return {"ready_s": ready, "routes_s": ready + routes}
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
