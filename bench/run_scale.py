@@ -7,8 +7,9 @@ metrics, and a backend failure while a status storm runs.
 Topology and config: speaker.lab.scale (namespaces `s3sb-*`; VIPs from 198.18.0.0/15
 carried only as BGP routes inside the lab). Prints, one line each:
 
-- start     seconds from spawning `speaker run` to READY (log event `ready`) and to
-            every VIP in BIRD's table (control socket polled every 10 ms);
+- start     seconds from spawning `speaker run` to READY (log event `ready`), to
+            every unchecked VIP in BIRD's table, and to every VIP (control socket
+            polled every 10 ms);
 - idle      CPU of the speaker and its children (ExaBGP, timing child) over --idle s,
             as a share of one core, once every route is in;
 - status    `status` API round trip (answer read, not parsed) p50/max over --calls
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="s3sb-") as tmp, Lab("s3sb") as lab:
         scale = ScaleLab(lab, Path(tmp), args.vips, args.watched, timers)
         try:
-            emit({"figure": "start", "vips": args.vips, **{k: round(v, 2) for k, v in
-                                                           scale.start().items()}})
+            emit({"figure": "start", "vips": args.vips, **{
+                k: None if v is None else round(v, 2) for k, v in scale.start().items()}})
             time.sleep(3)  # let the first resyncs after start-up settle
             pids = scale.pids()
             before, t0 = scale.cpu_seconds(pids), time.monotonic()
@@ -131,6 +132,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                   "bytes": scraped["bytes"]})
             with Storm(scale.sock, args.storm) as storm:
                 time.sleep(2)
+                until(lambda: scale.routes() >= args.vips, 60, "all routes", 0.01)
                 total = scale.routes()
                 scale.stop_backend("be1")
                 gone = until(lambda: scale.routes() <= total - args.watched, 60,
