@@ -9,9 +9,9 @@ the loop between slices: a withdrawal, a signal or a health check waits for one
 slice (milliseconds), never for the whole document. The index holds only
 immutable or copied state, so what the loop changes meanwhile cannot tear it.
 
-Callers share work: while a document is being built, new callers wait for it;
-a finished one is served again for `MAX_AGE_S` unless what it shows moved
-(a reconcile pass, a drain, a reload).
+Callers share work: one build at a time; while a document is being built, new
+callers wait for it; a finished one is served again for `MAX_AGE_S` unless what
+it shows moved (a reconcile pass, a drain, a reload).
 """
 
 from __future__ import annotations
@@ -144,15 +144,25 @@ class SharedStatus:
                 last.finished if last is not None else None)
 
     async def get(self) -> Encoded:
-        """The current document: the one being built, a fresh one, or a new build."""
-        key = self._moved()
-        task = self._task
-        if task is None or self._key != key or (task.done() and (
-                task.cancelled() or task.exception() is not None
-                or time.monotonic() - self._done_at > self.max_age)):
-            task = asyncio.create_task(self._build(), name="status-build")
-            self._task, self._key = task, key
-        return Encoded(await asyncio.shield(task))
+        """The current document: the one being built (if nothing moved since it
+        started), a fresh finished one, or a new build. Never two builds at once: a
+        caller that finds a stale build running waits for it to end, then builds (an
+        abandoned build would otherwise keep running beside the new one, and under a
+        storm of changes they pile up)."""
+        while True:
+            key = self._moved()
+            task = self._task
+            if task is not None and not task.done():
+                if self._key == key:
+                    return Encoded(await asyncio.shield(task))
+                await asyncio.wait([task])
+                continue
+            if (task is not None and self._key == key and not task.cancelled()
+                    and task.exception() is None
+                    and time.monotonic() - self._done_at <= self.max_age):
+                return Encoded(task.result())
+            self._task = asyncio.create_task(self._build(), name="status-build")
+            self._key = key
 
     async def _build(self) -> bytes:
         try:

@@ -255,3 +255,35 @@ def test_api_sends_an_encoded_result_whole(tmp_path: Path) -> None:
             server.cancel()
 
     assert asyncio.run(scenario()) == big
+
+
+def test_a_stale_build_ends_before_the_next_starts(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Something moves while a build runs: the next caller waits for that build to end,
+    then gets a new one; two builds never run at once."""
+    sup = supervisor(tmp_path, base(services(2)))
+    running = {"now": 0, "most": 0, "builds": 0}
+    release = asyncio.Event()
+
+    async def slow(_sup: Supervisor) -> bytes:
+        running["now"] += 1
+        running["most"] = max(running["most"], running["now"])
+        running["builds"] += 1
+        await release.wait()
+        running["now"] -= 1
+        return b'{"build": %d}' % running["builds"]
+
+    monkeypatch.setattr("speaker.api.status_body.encode_status", slow)
+
+    async def scenario() -> list[bytes]:
+        shared = SharedStatus(sup, max_age=60.0)
+        first = asyncio.create_task(shared.get())
+        await asyncio.sleep(0)
+        await sup.reconciler.reconcile_once()  # the running build is now stale
+        second = asyncio.create_task(shared.get())
+        await asyncio.sleep(0.01)
+        release.set()
+        return [(await first).body, (await second).body]
+
+    assert asyncio.run(scenario()) == [b'{"build": 1}', b'{"build": 2}']
+    assert running["most"] == 1
