@@ -120,10 +120,11 @@ async def encode_status(sup: Supervisor, slice_size: int = SLICE) -> bytes:
     doc["health"] = {"state": state, "reasons": why}
     doc["vips"] = _MARK + "vips"
     doc["components"] = _MARK + "components"
-    text = _dumps(doc)
-    text = text.replace(_dumps(_MARK + "vips"), "[" + ", ".join(chunks) + "]", 1)
-    text = text.replace(_dumps(_MARK + "components"), await _encoded_components(components), 1)
-    return text.encode()
+    head, rest = _dumps(doc).split(_dumps(_MARK + "vips"), 1)  # `vips` comes first
+    middle, tail = rest.split(_dumps(_MARK + "components"), 1)
+    encoded_components = await _encoded_components(components)
+    return "".join((head, "[", ", ".join(chunks), "]", middle, encoded_components,
+                    tail)).encode()
 
 
 class SharedStatus:
