@@ -16,6 +16,7 @@ a1, one ARP request for the VIP every 20 ms):
             every check times out, then succeeds again).
 
     .venv/bin/python bench/storm.py [--seconds 60] [--storms idle,reload,...] [--single-loop]
+                                    [--prefix etib]
 
 `--single-loop` runs the appliances with SPEAKER_TIMING_CHILD=0 (VRRP and the
 responder on the supervisor's loop: the design before issue 11), for a
@@ -248,6 +249,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--storms", default=",".join(STORMS))
     parser.add_argument("--single-loop", action="store_true")
+    parser.add_argument("--prefix", default="etib",
+                        help="namespace prefix (another lab may run beside this one)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.worker:
@@ -256,7 +259,8 @@ def main() -> None:
     if args.single_loop:
         os.environ["SPEAKER_TIMING_CHILD"] = "0"
     results = []
-    with tempfile.TemporaryDirectory(prefix="etib-") as tmp, Lab("etib") as lab:
+    with tempfile.TemporaryDirectory(prefix=f"{args.prefix}-") as tmp, \
+            Lab(args.prefix) as lab:
         bench = Bench(lab, Path(tmp))
         bench.start()
         for storm in args.storms.split(","):

@@ -1,12 +1,17 @@
-"""The status document behind `speaker status` and the API's `status` command."""
+"""The status document behind `speaker status` and the API's `status` command.
+
+Built from one :class:`speaker.status_index.StatusIndex` per call, so the cost is
+linear in services + backends; the document is made of sections (`head_sections`,
+one `vip_row` per VIP, `tail_sections`) that the API can also build and encode
+slice by slice without holding the supervisor's loop (speaker.api.status_body)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from speaker.model import Reason
+from speaker.model import Reason, VipDecision
+from speaker.status_index import ANNOUNCEMENT_ATTRIBUTES, ServiceView, StatusIndex, take_index
 
 if TYPE_CHECKING:
     from speaker.supervisor import Supervisor
@@ -14,20 +19,18 @@ if TYPE_CHECKING:
 _ON = (Reason.ANNOUNCED, Reason.BACKUP_ROUTE, Reason.FAIL_OPEN)
 
 
-def _backends(sup: Supervisor, service: str, reasons: dict[str, Reason]) -> list[dict[str, Any]]:
-    health = sup.built.health.snapshot()
-    svc = sup.config.service(service)
-    weights: dict[str, int] = {}
-    desired = sup.reconciler.desired
-    if desired is not None and svc is not None:
-        for dest in desired.ipvs.dests.values():
-            for b in svc.backends:
-                if dest.key.address == b.address and dest.key.service.address == svc.vip:
-                    weights.setdefault(svc.backend_label(b), dest.weight)
-    counters = sup.ipvs_stats.latest.get(service) if sup.ipvs_stats else None
+def backend_rows(index: StatusIndex, view: ServiceView | None,
+                 decision: VipDecision) -> list[dict[str, Any]]:
+    """One row per backend of the decision: state, IPVS weight, connections, check."""
+    service = decision.service
+    weights: dict[str, int | None] = {}
+    for label, key in view.backends if view is not None else ():
+        weights.setdefault(label, index.weight(key))
+    counters = index.counters.get(service)
+    now = index.now
     out = []
-    for label, reason in reasons.items():
-        verdict = health.get((service, label))
+    for label, reason in decision.backends.items():
+        verdict = index.health.get((service, label))
         out.append({
             "backend": label,
             "state": reason.value,
@@ -35,21 +38,13 @@ def _backends(sup: Supervisor, service: str, reasons: dict[str, Reason]) -> list
             "connections": counters.backends.get(label) if counters else None,
             "check": None if verdict is None else {
                 "up": verdict.up, "reason": verdict.reason, "latency": verdict.latency,
-                "since_s": round(time.monotonic() - verdict.since, 3),
+                "since_s": round(now - verdict.since, 3),
                 "last_ok": verdict.last_ok},
         })
     return out
 
 
-def _strings(value: object) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _dicts(value: object) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _l2_reason(decided: Reason, owned: bool, vip: str, yielded: set[str]) -> str:
+def _l2_reason(decided: Reason, owned: bool, vip: str, yielded: frozenset[str]) -> str:
     """What is true on the wire: a decided VIP that the responder yielded to another
     owner (duplicate-owner rule) says so; one not (yet) answered says `pending`."""
     if decided in _ON and not owned:
@@ -62,52 +57,47 @@ def _bgp_reason(decided: Reason, announced: bool) -> str:
     return "pending" if decided in _ON and not announced else decided.value
 
 
-def _vips(sup: Supervisor) -> list[dict[str, Any]]:
-    desired = sup.reconciler.desired
-    if desired is None:
-        return []
-    parts = sup.built.parts
-    announced = {a.prefix.network_address: a for a in parts.bgp.announced()} if parts.bgp else {}
-    sent_to = parts.bgp.announced_to() if parts.bgp else {}
-    owned = {v.address: v for v in parts.l2.owned()} if parts.l2 else {}
-    l2_detail = parts.l2.status() if parts.l2 else {}
-    yielded = set(_strings(l2_detail.get("yielded")))
-    conflicts = {str(c.get("vip")): c for c in _dicts(l2_detail.get("conflicts"))}
-    peers = sorted(parts.bgp.sessions()) if parts.bgp else []
-    vips = []
-    for d in desired.decisions:
-        svc = sup.config.service(d.service)
-        ann = announced.get(d.vip)
-        vips.append({
-            "service": d.service,
-            "vip": str(d.vip),
-            "announce": svc.announce if svc else None,
-            "group": svc.group if svc else None,
-            "leader": d.leader,
-            "healthy": d.healthy,
-            "total": d.total,
-            "quorum": ({"min_healthy": svc.quorum.min_healthy, "below": svc.quorum.below}
-                       if svc else None),
-            "fail_open": d.fail_open,
-            "bgp": {"reason": _bgp_reason(d.bgp, ann is not None), "decided": d.bgp.value,
-                    "desired": d.bgp in _ON,
-                    "announced": ann is not None,
-                    "to": ([n for n, anns in sorted(sent_to.items()) if ann in anns]
-                           or list(ann.peers or peers)) if ann else [],
-                    "attributes": None if ann is None else {
-                        k: v for k, v in asdict(ann).items() if k not in ("prefix", "peers")}},
-            "l2": {"reason": _l2_reason(d.l2, d.vip in owned, str(d.vip), yielded),
-                   "decided": d.l2.value, "desired": d.l2 in _ON, "owned": d.vip in owned,
-                   "interfaces": list(owned[d.vip].interfaces) if d.vip in owned else [],
-                   "conflict": conflicts.get(str(d.vip))},
-            "backends": _backends(sup, d.service, d.backends),
-        })
-    return vips
+def vip_row(index: StatusIndex, d: VipDecision) -> dict[str, Any]:
+    """The status of one VIP: decision, what BGP and L2 really do, backends."""
+    view = index.services.get(d.service)
+    ann = index.announced.get(d.vip)
+    owned = index.owned.get(d.vip)
+    vip = view.vip if view is not None and view.address == d.vip else str(d.vip)
+    return {
+        "service": d.service,
+        "vip": vip,
+        "announce": view.announce if view else None,
+        "group": view.group if view else None,
+        "leader": d.leader,
+        "healthy": d.healthy,
+        "total": d.total,
+        "quorum": dict(view.quorum) if view else None,
+        "fail_open": d.fail_open,
+        "bgp": {"reason": _bgp_reason(d.bgp, ann is not None), "decided": d.bgp.value,
+                "desired": d.bgp in _ON,
+                "announced": ann is not None,
+                "to": index.sent_to_peers(ann) if ann else [],
+                "attributes": None if ann is None else {
+                    k: getattr(ann, k) for k in ANNOUNCEMENT_ATTRIBUTES}},
+        "l2": {"reason": _l2_reason(d.l2, owned is not None, vip, index.yielded),
+               "decided": d.l2.value, "desired": d.l2 in _ON, "owned": owned is not None,
+               "interfaces": list(owned.interfaces) if owned is not None else [],
+               "conflict": index.conflicts.get(vip)},
+        "backends": backend_rows(index, view, d),
+    }
 
 
-def health_verdict(doc: dict[str, Any]) -> tuple[str, list[str]]:
+def vip_reasons(vip: dict[str, Any]) -> list[str]:
+    """Why one VIP row makes the appliance `degraded` (empty: it does not)."""
+    return [f"{mode}:{vip['vip']}:{vip[mode]['reason']}" for mode in ("bgp", "l2")
+            if vip[mode]["reason"] in ("pending", "yielded_to_other_owner")]
+
+
+def health_verdict(doc: dict[str, Any], vips: list[str] | None = None
+                   ) -> tuple[str, list[str]]:
     """`healthy`, `degraded` or `unhealthy`, with the reasons (drives the exit code of
-    `speaker status`: 0 healthy, 1 otherwise)."""
+    `speaker status`: 0 healthy, 1 otherwise). `vips`: the VIP rows' reasons
+    (:func:`vip_reasons`) when `doc` does not hold the rows themselves."""
     reasons: list[str] = []
     if not doc["ready"]:
         reasons.append("not_ready")
@@ -119,9 +109,9 @@ def health_verdict(doc: dict[str, Any]) -> tuple[str, list[str]]:
         reasons.append("reconcile_errors")
     if not doc["config"]["last_reload"]["ok"]:
         reasons.append("last_reload_rejected")
-    reasons += [f"{mode}:{vip['vip']}:{vip[mode]['reason']}" for vip in doc["vips"]
-                for mode in ("bgp", "l2")
-                if vip[mode]["reason"] in ("pending", "yielded_to_other_owner")]
+    if vips is None:
+        vips = [r for vip in doc["vips"] for r in vip_reasons(vip)]
+    reasons += vips
     reasons += [f"peer_down:{p['name']}" for p in doc["peers"] if p["state"] != "up"]
     reasons += [f"bfd_down:{p['name']}" for p in doc["peers"] if p.get("path") == "suspect"]
     reasons += [f"sysctl:{m['name']}" for m in doc["sysctls"]["mismatches"]]
@@ -152,35 +142,58 @@ def _peers(sup: Supervisor) -> list[dict[str, Any]]:
     return out
 
 
-def status_document(sup: Supervisor) -> dict[str, Any]:
-    """Everything `speaker status` shows, JSON-ready."""
-    rec = sup.reconciler
-    last = rec.last
+def head_sections(sup: Supervisor, index: StatusIndex) -> dict[str, Any]:
+    """The sections before `vips` (small: node, readiness, config, appliance)."""
     from speaker.supervisor import package_version
 
-    guard = sup.objects.get("sysctls")
-    sysctls = guard.status() if guard is not None and hasattr(guard, "status") else {}
-    doc: dict[str, Any] = {
+    rec = sup.reconciler
+    return {
         "node": sup.config.node.name,
         "version": package_version(),
-        "uptime_s": round(time.monotonic() - sup.started, 1),
+        "uptime_s": round(index.now - sup.started, 1),
         "ready": rec.last_success is not None,
         "config": {"path": str(sup.config_path), "last_reload": sup.last_reload},
         "appliance": {"healthy": rec.appliance.healthy, "reasons": list(rec.appliance.reasons),
                       "drains": rec.drains.as_dict(), "shutting_down": rec.shutting_down},
-        "vips": _vips(sup),
+    }
+
+
+def tail_sections(sup: Supervisor, index: StatusIndex,
+                  components: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sections after `vips`: peers, election, reconcile, components, parts, sysctls.
+    `components` holds each running part's own status (the health checker's has one
+    entry per backend); pass it in when it was read already."""
+    rec = sup.reconciler
+    last = rec.last
+    guard = sup.objects.get("sysctls")
+    sysctls = guard.status() if guard is not None and hasattr(guard, "status") else {}
+    return {
         "peers": _peers(sup),
         "election": {g: asdict(lead) for g, lead in sup.built.election.leadership().items()},
         "reconcile": {"passes": rec.passes, "last": None if last is None else {
             "ok": last.ok, "ops": last.ops, "duration_s": round(last.duration, 6),
-            "age_s": round(time.monotonic() - last.finished, 3), "errors": last.errors}},
-        "components": {getattr(c, "status_name", type(c).__name__): c.status()
-                       for c in sup.components()},
+            "age_s": round(index.now - last.finished, 3), "errors": last.errors}},
+        "components": (components if components is not None else
+                       {component_name(c): c.status() for c in sup.components()}),
         "parts": {k: {"variant": v.variant, "running": k in sup.objects or not v.component}
                   for k, v in sup.specs.items()},
         "sysctls": {"managed": sup.config.dataplane.manage_sysctls,
                     "mismatches": list(sysctls.get("mismatches", []))},
     }
+
+
+def component_name(component: object) -> str:
+    """The key of a part's own status under `components`."""
+    return str(getattr(component, "status_name", type(component).__name__))
+
+
+def status_document(sup: Supervisor) -> dict[str, Any]:
+    """Everything `speaker status` shows, JSON-ready, built in one go (the API builds
+    the same document slice by slice: speaker.api.status_body)."""
+    index = take_index(sup)
+    doc = head_sections(sup, index)
+    doc["vips"] = [vip_row(index, d) for d in index.decisions]
+    doc.update(tail_sections(sup, index))
     state, reasons = health_verdict(doc)
     doc["health"] = {"state": state, "reasons": reasons}
     return doc

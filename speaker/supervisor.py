@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from speaker.config import AppConfig, ConfigError, ConfigUnreadableError
 from speaker.config.isolated import load_isolated
 from speaker.factory import BuildContext, build_part
+from speaker.gcpolicy import freeze_long_lived
 from speaker.ipvs_stats import IpvsStatsPoller
 from speaker.logs import event_log, setup_logging
 from speaker.metrics import BUILD_INFO, CONFIG_RELOAD_OK, CONFIG_RELOAD_TIME, REGISTRY
@@ -252,6 +253,7 @@ class Supervisor:
             CONFIG_RELOAD_OK.set(1)
             CONFIG_RELOAD_TIME.set(time.time())
             self.last_reload = {"ok": True, "at": time.time(), "errors": [], "changes": lines}
+            freeze_long_lived(collect=False)  # the new config is long-lived (speaker.gcpolicy)
             LOG.info("config_reloaded", reason="valid_config", services=len(config.services),
                      changes=len(lines))
             for line in lines:

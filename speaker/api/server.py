@@ -1,7 +1,10 @@
 """Server side of the status/admin API: one JSON request line, one JSON response line.
 
 Requests: {"command": "status"|"reload"|"drain"|"undrain"|"ping", "args": {...}}.
-Responses: {"ok": true, "result": ...} or {"ok": false, "error": "..."}.
+Responses: {"ok": true, "result": ...} or {"ok": false, "error": "..."}. A handler
+may return an `Encoded` result (JSON already, e.g. the 15 MB status document at
+10,000 VIPs, built slice by slice): it is sent as is, in pieces, each written
+once the client has read the previous one (memory stays bounded per client).
 
 Bounded, so no client can stall the supervisor: at most `max_concurrent`
 requests are served at once (more get `{"ok": false, "error": "busy"}` at
@@ -17,6 +20,7 @@ import contextlib
 import json
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,15 @@ MAX_REQUEST = 64 * 1024
 READ_TIMEOUT_S = 5.0
 HANDLER_TIMEOUT_S = {"reload": 30.0, "drain": 30.0, "undrain": 30.0, "plan": 30.0}
 DEFAULT_HANDLER_TIMEOUT_S = 10.0
+WRITE_PIECE = 256 * 1024
+"""Bytes handed to the socket between two drains."""
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A handler's result that is already JSON (UTF-8): sent as is."""
+
+    body: bytes
 
 
 class ApiServer:
@@ -100,11 +113,20 @@ class ApiServer:
             return {"ok": False, "error": message}
 
     @staticmethod
-    async def _answer(writer: asyncio.StreamWriter, response: dict[str, Any]) -> None:
+    def _encode(response: dict[str, Any]) -> bytes:
+        result = response.get("result")
+        if isinstance(result, Encoded):
+            return b'{"ok": true, "result": ' + result.body + b"}\n"
+        return json.dumps(response, default=str).encode() + b"\n"
+
+    @classmethod
+    async def _answer(cls, writer: asyncio.StreamWriter, response: dict[str, Any]) -> None:
         try:
-            writer.write(json.dumps(response, default=str).encode() + b"\n")
-            async with asyncio.timeout(READ_TIMEOUT_S):  # a client that does not read
-                await writer.drain()
+            data = memoryview(cls._encode(response))
+            for start in range(0, len(data), WRITE_PIECE):
+                writer.write(data[start:start + WRITE_PIECE])
+                async with asyncio.timeout(READ_TIMEOUT_S):  # a client that does not read
+                    await writer.drain()
         except (TimeoutError, ConnectionError) as exc:
             LOG.debug("api_client_error", reason=type(exc).__name__)
         finally:

@@ -27,7 +27,8 @@ from dataplane.ipvs.model import IpvsTable, ServiceKey
 from dataplane.ipvs.plan import DelService
 from speaker.config import AppConfig
 from speaker.logs import event_log
-from speaker.metrics import APPLIANCE_HEALTHY, RECONCILE_DURATION, VIP_ANNOUNCED
+from speaker.metrics import APPLIANCE_HEALTHY, RECONCILE_DURATION
+from speaker.metrics_export import VipAnnouncedExporter
 from speaker.model import IPAddress, VipDecision
 from speaker.reconcile.apply import Parts, apply
 from speaker.reconcile.connsync import desired_daemons, sysctl_modes
@@ -88,7 +89,7 @@ class Reconciler:
         self.dumps = 0
         self.on_first_success: Callable[[], None] | None = None
         self.leaving: tuple[Leaving, ...] = ()
-        self._exported: set[tuple[str, str]] = set()
+        self._exporter = VipAnnouncedExporter()
 
     def wake(self, event: str) -> None:
         """Ask for a pass soon; many wake-ups before it runs make one pass."""
@@ -246,22 +247,11 @@ class Reconciler:
 
     def _export(self) -> None:
         """speaker_vip_announced from what the parts report, per configured VIP and mode
-        the VIP uses; series of VIPs (or modes) no longer configured are removed."""
+        the VIP uses (only changed values are set: speaker.metrics_export)."""
         bgp = ({a.prefix.network_address for a in self.parts.bgp.announced()}
                if self.parts.bgp is not None else set())
         l2 = {v.address for v in self.parts.l2.owned()} if self.parts.l2 is not None else set()
-        series: set[tuple[str, str]] = set()
-        for svc in self.config.services:
-            if svc.announce in ("bgp", "both"):
-                series.add((str(svc.vip), "bgp"))
-                VIP_ANNOUNCED.labels(vip=str(svc.vip), mode="bgp").set(int(svc.vip in bgp))
-            if svc.announce in ("l2", "both"):
-                series.add((str(svc.vip), "l2"))
-                VIP_ANNOUNCED.labels(vip=str(svc.vip), mode="l2").set(int(svc.vip in l2))
-        for vip, mode in self._exported - series:
-            with contextlib.suppress(KeyError):
-                VIP_ANNOUNCED.remove(vip, mode)
-        self._exported = series
+        self._exporter.export(self.config, bgp, l2)
 
     def _live_vips(self) -> set[IPAddress]:
         """VIPs announced now, as the parts report them (not as decided)."""
