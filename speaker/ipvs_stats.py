@@ -32,8 +32,18 @@ class ServiceCounters:
     packets_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    cps: int = 0
+    """Rates the kernel estimates (ipvsadm -Ln --rate): connections, bytes/s in, out."""
+    bps_in: int = 0
+    bps_out: int = 0
     backends: dict[str, dict[str, int]] = field(default_factory=dict)
     """backend label -> {"active": n, "inactive": n, "persistent": n}."""
+    backend_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    """backend label -> its counters and rates (what ipvsadm -Ln --stats --rate shows)."""
+
+
+_STAT_FIELDS = ("connections", "packets_in", "packets_out", "bytes_in", "bytes_out", "cps",
+                "bps_in", "bps_out")
 
 
 def by_name(config: AppConfig, stats: IpvsStats) -> dict[str, ServiceCounters]:
@@ -49,6 +59,9 @@ def by_name(config: AppConfig, stats: IpvsStats) -> dict[str, ServiceCounters]:
                 counters.packets_out += st.packets_out
                 counters.bytes_in += st.bytes_in
                 counters.bytes_out += st.bytes_out
+                counters.cps += st.cps
+                counters.bps_in += st.bps_in
+                counters.bps_out += st.bps_out
         for dkey, dst in stats.dests.items():
             if dkey.service.address != svc.vip and not (
                     svc.fwmark and dkey.service.fwmark == svc.fwmark):
@@ -61,6 +74,9 @@ def by_name(config: AppConfig, stats: IpvsStats) -> dict[str, ServiceCounters]:
             conns["active"] += dst.active_connections
             conns["inactive"] += dst.inactive_connections
             conns["persistent"] += dst.persistent_connections
+            totals = counters.backend_stats.setdefault(label, dict.fromkeys(_STAT_FIELDS, 0))
+            for name in _STAT_FIELDS:
+                totals[name] += getattr(dst.stats, name)
     return out
 
 

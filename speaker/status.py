@@ -36,6 +36,7 @@ def backend_rows(index: StatusIndex, view: ServiceView | None,
             "state": reason.value,
             "weight": weights.get(label),
             "connections": counters.backends.get(label) if counters else None,
+            "stats": counters.backend_stats.get(label) if counters else None,
             "check": None if verdict is None else {
                 "up": verdict.up, "reason": verdict.reason, "latency": verdict.latency,
                 "since_s": round(now - verdict.since, 3),
@@ -83,8 +84,24 @@ def vip_row(index: StatusIndex, d: VipDecision) -> dict[str, Any]:
                "decided": d.l2.value, "desired": d.l2 in _ON, "owned": owned is not None,
                "interfaces": list(owned.interfaces) if owned is not None else [],
                "conflict": index.conflicts.get(vip)},
+        "ipvs": ipvs_row(index, d.service),
         "backends": backend_rows(index, view, d),
     }
+
+
+def ipvs_row(index: StatusIndex, service: str) -> dict[str, Any] | None:
+    """Scheduler, forwarding method and the service's IPVS counters and rates (summed
+    over its ports), as `ipvsadm -Ln --stats --rate` shows them by address."""
+    view = index.services.get(service)
+    if view is None:
+        return None
+    c = index.counters.get(service)
+    row: dict[str, Any] = {"scheduler": view.scheduler, "forwarding": view.forwarding}
+    if c is not None:
+        row.update(connections=c.connections, packets_in=c.packets_in,
+                   packets_out=c.packets_out, bytes_in=c.bytes_in, bytes_out=c.bytes_out,
+                   cps=c.cps, bps_in=c.bps_in, bps_out=c.bps_out)
+    return row
 
 
 def vip_reasons(vip: dict[str, Any]) -> list[str]:

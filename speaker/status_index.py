@@ -49,6 +49,8 @@ class ServiceView:
     quorum: dict[str, Any]
     backends: tuple[tuple[str, DestKey | None], ...]
     """(label, IPVS destination on the service's first port or fwmark) per backend."""
+    scheduler: str = ""
+    forwarding: str = ""
 
 
 def _service_view(svc: ServiceConfig) -> ServiceView:
@@ -60,7 +62,7 @@ def _service_view(svc: ServiceConfig) -> ServiceView:
                       DestKey(key, b.address, b.port or key.port)) for b in svc.backends)
     return ServiceView(svc.name, svc.vip, str(svc.vip), svc.announce, svc.group,
                        {"min_healthy": svc.quorum.min_healthy, "below": svc.quorum.below},
-                       backends)
+                       backends, svc.scheduler, svc.forwarding)
 
 
 _views: list[tuple[AppConfig, dict[str, ServiceView]]] = []

@@ -42,6 +42,53 @@ def _bfd(bfd: dict[str, Any] | None) -> str:
     return f"{bfd['state']}{why} {timers}{' multihop' if bfd['multihop'] else ''}"
 
 
+def _num(value: object) -> str:
+    """A counter for a table: `-` when IPVS does not report it (announce-only)."""
+    if not isinstance(value, int):
+        return "-"
+    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if value >= size * 10:
+            return f"{value // size}{unit}"
+    return str(value)
+
+
+def _vip_table(doc: dict[str, Any]) -> list[str]:
+    """One row per VIP: decision, announcement and IPVS counters."""
+    rows = [["SERVICE", "VIP", "HEALTHY", "LEADER", "ANNOUNCED", "REASON", "IPVS",
+             "CONNS", "CPS", "IN/OUT B/s"]]
+    for vip in doc["vips"]:
+        healthy = f"{vip['healthy']}/{vip['total']}"
+        if vip["quorum"]:
+            healthy += f" (quorum {vip['quorum']['min_healthy']}, {vip['quorum']['below']})"
+        ipvs = vip.get("ipvs") or {}
+        rows.append([vip["service"], vip["vip"], healthy, "yes" if vip["leader"] else "no",
+                     _where(vip), _reason(vip),
+                     f"{ipvs['scheduler']}/{ipvs['forwarding']}" if ipvs else "-",
+                     _num(ipvs.get("connections")), _num(ipvs.get("cps")),
+                     f"{_num(ipvs.get('bps_in'))}/{_num(ipvs.get('bps_out'))}"
+                     if "bps_in" in ipvs else "-"])
+    return _table(rows)
+
+
+def _backend_table(doc: dict[str, Any]) -> list[str]:
+    """One row per backend: state, weight, check, connections."""
+    rows = [["SERVICE", "BACKEND", "STATE", "WEIGHT", "CHECK", "LATENCY",
+             "ACTIVE/INACT", "CONNS", "CPS"]]
+    for vip in doc["vips"]:
+        for b in vip["backends"]:
+            check = b["check"]
+            conns = b.get("connections") or {}
+            stats = b.get("stats") or {}
+            rows.append([vip["service"], b["backend"], b["state"],
+                         "-" if b["weight"] is None else str(b["weight"]),
+                         "-" if check is None else check["reason"],
+                         "-" if not check or check["latency"] is None
+                         else f"{check['latency'] * 1000:.1f}ms",
+                         f"{conns['active']}/{conns['inactive']}" if conns else "-",
+                         _num(stats.get("connections")), _num(stats.get("cps"))])
+    return _table(rows)
+
+
 def render_status(doc: dict[str, Any], backends: bool = True) -> str:
     """Human-readable status."""
     lines = [f"node {doc['node']}  version {doc['version']}  up {doc['uptime_s']}s  "
@@ -62,27 +109,11 @@ def render_status(doc: dict[str, Any], backends: bool = True) -> str:
         lines += [f"  {e}" for e in reload["errors"]]
     lines.append("")
     lines.append("VIPs:")
-    rows = [["SERVICE", "VIP", "HEALTHY", "LEADER", "ANNOUNCED", "REASON"]]
-    for vip in doc["vips"]:
-        healthy = f"{vip['healthy']}/{vip['total']}"
-        if vip["quorum"]:
-            healthy += f" (quorum {vip['quorum']['min_healthy']}, {vip['quorum']['below']})"
-        rows.append([vip["service"], vip["vip"], healthy, "yes" if vip["leader"] else "no",
-                     _where(vip), _reason(vip)])
-    lines += _table(rows)
+    lines += _vip_table(doc)
     if backends:
         lines.append("")
         lines.append("Backends:")
-        rows = [["SERVICE", "BACKEND", "STATE", "WEIGHT", "CHECK", "LATENCY"]]
-        for vip in doc["vips"]:
-            for b in vip["backends"]:
-                check = b["check"]
-                rows.append([vip["service"], b["backend"], b["state"],
-                             "-" if b["weight"] is None else str(b["weight"]),
-                             "-" if check is None else check["reason"],
-                             "-" if not check or check["latency"] is None
-                             else f"{check['latency'] * 1000:.1f}ms"])
-        lines += _table(rows)
+        lines += _backend_table(doc)
     if doc["peers"]:
         lines.append("")
         lines.append("BGP peers:")

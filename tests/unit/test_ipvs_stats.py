@@ -56,3 +56,17 @@ def test_collector_exposes_speaker_ipvs_metrics() -> None:
     assert ('speaker_ipvs_backend_connections{backend="a",service="web",state="persistent"} 3.0'
             in text)
     assert 'speaker_ipvs_bytes_total{direction="in",service="web"} 1500.0' in text
+
+
+def test_rates_and_backend_counters_for_status() -> None:
+    stats = IpvsStats(
+        services={K80: Stats(connections=10, cps=7, bps_in=800, bps_out=9000)},
+        dests={DestKey(K80, ip_address("198.51.100.11"), 80):
+               DestStats(2, 1, 0, Stats(connections=6, packets_in=60, cps=4)),
+               DestKey(K443, ip_address("198.51.100.11"), 443):
+               DestStats(0, 0, 0, Stats(connections=1, cps=1))})
+    web = by_name(CFG, stats)["web"]
+    assert (web.cps, web.bps_in, web.bps_out) == (7, 800, 9000)
+    assert web.backend_stats["a"]["connections"] == 7  # summed over both ports
+    assert web.backend_stats["a"]["cps"] == 5
+    assert web.backend_stats["a"]["packets_in"] == 60
