@@ -25,6 +25,7 @@ import errno
 import itertools
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -119,6 +120,10 @@ class IpvsKernel:
         # Error reports carry only the header of the failed request, not all of it.
         self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
         self._decoder = codec.DumpDecoder()
+        self._lock = threading.RLock()
+        """One request at a time on the socket: the reconciler's observe and the stats
+        poller run in worker threads, and a second dump started on a netlink socket
+        while one is in progress fails with EBUSY (seen under load in the VM tier)."""
 
     def close(self) -> None:
         self.sock.close()
@@ -171,7 +176,8 @@ class IpvsKernel:
         scheduler, say) does not stop the rest of a sync; :meth:`apply_or_raise`
         is the strict variant the ``Forwarder`` seam uses.
         """
-        return apply_in_rounds(ops, self._send_batch)
+        with self._lock:
+            return apply_in_rounds(ops, self._send_batch)
 
     def apply_or_raise(self, ops: Sequence[Op]) -> None:
         result = self.apply(ops)
@@ -217,14 +223,15 @@ class IpvsKernel:
         """Dump services and dests (no stats decoding: the resync path)."""
         services: list[Service] = []
         dests: list[Dest] = []
-        decoder = self._decoder
-        decoder.start()
-        for payload in self._services():
-            service = decoder.service(payload)
-            services.append(service)
-            key = service.key
-            dests += [decoder.dest(key, p) for p in self._dests(key)]
-        decoder.finish()
+        with self._lock:
+            decoder = self._decoder
+            decoder.start()
+            for payload in self._services():
+                service = decoder.service(payload)
+                services.append(service)
+                key = service.key
+                dests += [decoder.dest(key, p) for p in self._dests(key)]
+            decoder.finish()
         return IpvsTable.of(services, dests)
 
     def snapshot(self) -> tuple[IpvsTable, IpvsStats]:
@@ -233,14 +240,15 @@ class IpvsKernel:
         dests: list[Dest] = []
         svc_stats: dict[ServiceKey, Stats] = {}
         dest_stats: dict[DestKey, DestStats] = {}
-        for payload in self._services():
-            service, stats = codec.decode_service(payload, with_stats=True)
-            services.append(service)
-            svc_stats[service.key] = stats
-            for p in self._dests(service.key):
-                dest, dstats = codec.decode_dest(service.key, p, with_stats=True)
-                dests.append(dest)
-                dest_stats[dest.key] = dstats
+        with self._lock:
+            for payload in self._services():
+                service, stats = codec.decode_service(payload, with_stats=True)
+                services.append(service)
+                svc_stats[service.key] = stats
+                for p in self._dests(service.key):
+                    dest, dstats = codec.decode_dest(service.key, p, with_stats=True)
+                    dests.append(dest)
+                    dest_stats[dest.key] = dstats
         return IpvsTable.of(services, dests), IpvsStats(svc_stats, dest_stats)
 
     def flush_owned(self, keys: Iterable[ServiceKey]) -> ApplyResult:
