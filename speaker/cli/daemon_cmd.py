@@ -50,6 +50,19 @@ def run(config_path: Path, runtime_dir: Path | None) -> None:
     sys.exit(run_daemon(config_path, load_or_exit(config_path), runtime_dir))
 
 
+def _image() -> dict[str, Any] | None:
+    """On the appliance image: its running and staged versions and slots (read here, by
+    the CLI: the sandboxed daemon cannot read the ESP)."""
+    from speaker.appliance.update import is_appliance, report
+
+    if not is_appliance():
+        return None
+    try:
+        return report()
+    except OSError as exc:
+        return {"error": f"cannot read the slots: {exc}"}
+
+
 @click.command()
 @SOCKET_OPTION
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None)
@@ -62,10 +75,17 @@ def status(socket_path: Path | None, config_path: Path | None, as_json: bool,
     Exits 0 when healthy, 1 when degraded or unhealthy, 3 when the daemon cannot be
     reached."""
     doc = _call(socket_path, config_path, "status")
+    image = _image()
+    if image is not None:
+        doc["image"] = image
     if as_json:
         print_json(doc)
     else:
         click.echo(render_status(doc, backends=not no_backends))
+        if image is not None:
+            from speaker.cli.update_cmd import render_image
+
+            click.echo("\n" + "\n".join(render_image(image)))
     if doc.get("health", {}).get("state", "healthy") != "healthy":
         sys.exit(1)
 

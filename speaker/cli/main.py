@@ -12,6 +12,7 @@ from speaker.cli.daemon_cmd import drain, reload, run, status, undrain
 from speaker.cli.docs_cmd import completion, man
 from speaker.cli.lab_cmd import demo, lab
 from speaker.cli.migrate_cmd import import_keepalived_cmd
+from speaker.cli.update_cmd import update
 from speaker.routercfg.cli import router_config
 from speaker.supervisor import package_version
 
@@ -33,5 +34,5 @@ def main() -> None:
 
 config.add_command(import_keepalived_cmd)
 for command in (config, run, status, reload, drain, undrain, router_config, lab, demo,
-                completion, man, appliance):
+                completion, man, appliance, update):
     main.add_command(command)
