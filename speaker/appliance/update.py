@@ -89,7 +89,10 @@ class BlockSlots:
         return open(self._device(slot), "r+b")
 
     def open_read(self, slot: str) -> IO[bytes]:
-        return open(self._device(slot), "rb")
+        fh = open(self._device(slot), "rb")  # noqa: SIM115 (the caller closes it)
+        # drop the cached pages: the read-back must come from the disk, not from memory
+        os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        return fh
 
 
 class _Synced(AbstractContextManager["_Synced"]):
