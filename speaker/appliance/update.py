@@ -211,6 +211,13 @@ def apply_update(stream: IO[bytes], *, esp: Path, cmdline: str, devices: SlotDev
     return Applied(plan, manifest, time.monotonic() - start)
 
 
+def ensure_esp(esp: Path = ESP) -> None:
+    """Mount the ESP (by its fstab line) if boot did not: udev can be slower than any
+    device timeout on a loaded machine, and boot must never wait for the ESP."""
+    if not os.path.ismount(esp):
+        subprocess.run(["mount", str(esp)], check=False, capture_output=True, timeout=120)
+
+
 def image_version(os_release: Path = OS_RELEASE) -> str:
     """``IMAGE_VERSION`` of the running image's os-release."""
     try:

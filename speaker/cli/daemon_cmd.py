@@ -53,11 +53,12 @@ def run(config_path: Path, runtime_dir: Path | None) -> None:
 def _image() -> dict[str, Any] | None:
     """On the appliance image: its running and staged versions and slots (read here, by
     the CLI: the sandboxed daemon cannot read the ESP)."""
-    from speaker.appliance.update import is_appliance, report
+    from speaker.appliance.update import ensure_esp, is_appliance, report
 
     if not is_appliance():
         return None
     try:
+        ensure_esp()
         return report()
     except OSError as exc:
         return {"error": f"cannot read the slots: {exc}"}

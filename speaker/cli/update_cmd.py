@@ -23,6 +23,7 @@ from speaker.appliance.update import (
     ESP,
     BlockSlots,
     apply_update,
+    ensure_esp,
     open_source,
     report,
 )
@@ -60,6 +61,7 @@ def update() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status_cmd(esp: Path, as_json: bool) -> None:
     """Running and staged versions and slots."""
+    ensure_esp(esp)
     doc = report(esp)
     if as_json:
         print_json(doc)
@@ -82,6 +84,7 @@ def apply(source: str, esp: Path, tries: int, signers: Path, force: bool, reboot
     """Write SOURCE (a file, `-` for stdin, or an http(s) URL) to the inactive slot and
     make the next boot try it."""
     cmdline = Path("/proc/cmdline").read_text()
+    ensure_esp(esp)
     try:
         stream = open_source(source)
         with stream:
@@ -139,6 +142,7 @@ def health_gate(timeout: float, socket_path: Path) -> None:
         click.echo(f"<6>edge-speaker-health: {text}")
 
     result = wait_for_health(SystemdProbe(socket_path), timeout, say=say)
+    ensure_esp()  # systemd-bless-boot (next) renames the entry on it
     if result.passed:
         say(f"passed after {result.waited:.0f} s: {result.reason}; this boot is good")
         return

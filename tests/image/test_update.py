@@ -95,7 +95,8 @@ def test_v1_runs_from_slot_a(appliance_lab: ApplianceLab,
 def test_a_tampered_artifact_is_refused(appliance_lab: ApplianceLab,
                                         update_artifacts: UpdateArtifacts) -> None:
     al = appliance_lab
-    head = update_artifacts.good.open("rb").read(1 << 16)
+    with update_artifacts.good.open("rb") as fh:
+        head = fh.read(1 << 16)
     tampered = head.replace(b'"2.0.0-test"', b'"2.0.0-evil"')
     assert tampered != head
     argv = al.router.argv("ssh", "-i", str(al.key), "-o", "StrictHostKeyChecking=no",
