@@ -40,6 +40,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from dataplane.sysctl import SYSCTLS  # noqa: E402
+from speaker.appliance.artifact import write_artifact  # noqa: E402
+from speaker.appliance.signing import SshKeygenSigner, allowed_signers_line  # noqa: E402
+from speaker.appliance.slots import entry_name, entry_text  # noqa: E402
 from tests.vm.image import runtime_requirements  # noqa: E402
 
 SUITE = "bookworm"
@@ -50,6 +53,8 @@ PACKAGES = (
     "linux-image-amd64", "initramfs-tools", "zstd", "systemd", "systemd-sysv", "udev", "dbus",
     "systemd-timesyncd", "systemd-boot-efi", "iproute2", "kmod", "ipvsadm", "python3",
     "openssh-server", "libpcap0.8", "procps", "e2fsprogs", "dosfstools",
+    # systemd-bless-boot (+ its generator): marks a counted boot entry good
+    "systemd-boot",
 )
 # Kernel module trees a load-balancer appliance never needs (GPUs, sound, wireless...).
 SKIP_MODULES = (
@@ -67,8 +72,35 @@ SKIP_PATHS = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*",
 INITRD_MODULES = ("squashfs", "virtio_blk", "virtio_pci", "nvme", "ahci", "sd_mod")
 ESP_MIB, SLOT_MIB, DATA_MIB = 128, 320, 64
 VENV = "/opt/edge-speaker/venv"
+# panic=10: a kernel panic reboots (and a counted boot then counts down) instead of hanging
 KERNEL_OPTIONS = ("ro rootfstype=squashfs console=tty0 console=ttyS0,115200 "
-                  "systemd.gpt_auto=0 systemd.show_status=auto loglevel=4")
+                  "systemd.gpt_auto=0 systemd.show_status=auto loglevel=4 panic=10")
+# The update signing key: a site sets EDGE_SPEAKER_UPDATE_KEY to its own private
+# Ed25519 key (the public half beside it as KEY.pub); the default is the repository's
+# TEST key, whose private half is public: fine for tests, never for a site.
+TEST_KEY = HERE / "keys" / "test-update-key"
+UPDATE_KEY = Path(os.environ.get("EDGE_SPEAKER_UPDATE_KEY", str(TEST_KEY)))
+BROKEN_DROPIN = """# TEST ONLY (images/build --broken-for-test): edge-speaker fails to start, so the
+# health gate fails and the appliance must roll back to the previous slot by itself.
+[Service]
+ExecStart=
+ExecStart=/bin/sh -c 'echo "edge-speaker: deliberately broken test image" >&2; exit 1'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """What differs between builds of one checkout: the version string, and a
+    deliberately broken speaker for the rollback test."""
+
+    version: str
+    broken: bool = False
+
+
+def default_version() -> str:
+    import tomllib
+
+    return str(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"])
 REPART = {
     "10-esp.conf": f"[Partition]\nType=esp\nLabel=ESP\nCopyBlocks={{esp}}\n"
                    f"SizeMinBytes={ESP_MIB}M\nSizeMaxBytes={ESP_MIB}M\n",
@@ -230,16 +262,25 @@ def sysctl_conf() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _overlay(root: Path) -> None:
+def _overlay(root: Path, variant: Variant) -> None:
     """Appliance files: rootfs overlay, units, sysctls, and what a read-only root needs."""
     shutil.copytree(HERE / "rootfs", root, dirs_exist_ok=True, symlinks=True)
+    (root / "efi").mkdir(exist_ok=True)  # the ESP (fstab): boot entries, bless-boot
+    os_release = root / "usr" / "lib" / "os-release"
+    os_release.write_text(os_release.read_text().rstrip("\n")
+                          + f'\nIMAGE_ID=edge-speaker\nIMAGE_VERSION="{variant.version}"\n')
     units = root / "etc" / "systemd" / "system"
     for unit in (HERE / "systemd").iterdir():
         shutil.copy2(unit, units / unit.name)
     (root / "etc" / "sysctl.d" / "90-edge-speaker.conf").write_text(sysctl_conf())
-    for target, unit in (("multi-user", "edge-speaker.service"),
-                         ("sysinit", "edge-speaker-config.service")):
-        link = units / f"{target}.target.wants" / unit
+    if variant.broken:
+        dropin = units / "edge-speaker.service.d"
+        dropin.mkdir(exist_ok=True)
+        (dropin / "10-broken-for-test.conf").write_text(BROKEN_DROPIN)
+    for target, unit in (("multi-user.target.wants", "edge-speaker.service"),
+                         ("sysinit.target.wants", "edge-speaker-config.service"),
+                         ("boot-complete.target.requires", "edge-speaker-health.service")):
+        link = units / target / unit
         link.parent.mkdir(exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(f"/etc/systemd/system/{unit}")
@@ -259,14 +300,26 @@ def _overlay(root: Path) -> None:
     link = conf / "speaker.yaml"
     link.unlink(missing_ok=True)
     link.symlink_to("/var/lib/edge-speaker-config/speaker.yaml")
+    (conf / "update-signers").write_text(_signers())
     for rel in ("var/cache/apt", "var/lib/apt/lists", "var/log/apt", "var/cache/debconf"):
         shutil.rmtree(root / rel, ignore_errors=True)
         (root / rel).mkdir(parents=True, exist_ok=True)
 
 
-def _esp(root: Path, out: Path) -> None:
+def _signers() -> str:
+    """The image's trusted update keys: the public half of the signing key."""
+    pub = UPDATE_KEY.with_name(UPDATE_KEY.name + ".pub")
+    return ("# edge-speaker: keys whose signature `speaker update apply` accepts "
+            "(OpenSSH allowed-signers)\n" + allowed_signers_line(pub.read_text()))
+
+
+def _kernel(root: Path) -> tuple[Path, Path]:
     kernel = sorted((root / "boot").glob("vmlinuz-*"))[-1]
-    initrd = root / "boot" / kernel.name.replace("vmlinuz", "initrd.img")
+    return kernel, root / "boot" / kernel.name.replace("vmlinuz", "initrd.img")
+
+
+def _esp(root: Path, out: Path, variant: Variant) -> None:
+    kernel, initrd = _kernel(root)
     run(["mkfs.vfat", "-F", "32", "-n", "ESP", "-C", str(out), str(ESP_MIB * 1024)])
     efi = root / "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -276,14 +329,14 @@ def _esp(root: Path, out: Path) -> None:
         (tree / "EFI/systemd").mkdir(parents=True)
         shutil.copy2(efi, tree / "EFI/systemd/systemd-bootx64.efi")
         (tree / "loader/entries").mkdir(parents=True)
-        (tree / "loader/loader.conf").write_text("default slot-a.conf\ntimeout 0\n"
+        # the newest entry that is not bad boots (see speaker/appliance/slots.py)
+        (tree / "loader/loader.conf").write_text("default edge-speaker-*\ntimeout 0\n"
                                                  "editor no\nconsole-mode keep\n")
         (tree / "slot-a").mkdir()
         shutil.copy2(kernel, tree / "slot-a/vmlinuz")
         shutil.copy2(initrd, tree / "slot-a/initrd.img")
-        (tree / "loader/entries/slot-a.conf").write_text(
-            "title edge-speaker (slot A)\nlinux /slot-a/vmlinuz\ninitrd /slot-a/initrd.img\n"
-            f"options root=PARTLABEL=root-a {KERNEL_OPTIONS}\n")
+        (tree / "loader/entries" / entry_name(1, "a", None)).write_text(
+            entry_text("a", variant.version, KERNEL_OPTIONS))
         for name in ("EFI", "loader", "slot-a"):
             run(["mcopy", "-s", "-i", str(out), str(tree / name), "::/"])
 
@@ -299,18 +352,26 @@ def _data(root: Path, out: Path) -> None:
 class Image:
     raw: Path
     compressed: Path
+    update: Path
+    """The update artifact of the same build (``speaker update apply``)."""
     key: str
+    version: str
 
 
-def assemble(cache: Path, base: Path, deps: Path, wheel: Path) -> Image:
+def assemble(cache: Path, base: Path, deps: Path, wheel: Path, variant: Variant,
+             disk: bool = True) -> Image:
     key = digest(base.name, deps.name, wheel.parent.name, wheel.name,
                  tree_digest(HERE / "rootfs"), tree_digest(HERE / "systemd"), sysctl_conf(),
-                 KERNEL_OPTIONS, json.dumps(REPART), (HERE / "builder.py").read_bytes())
+                 KERNEL_OPTIONS, json.dumps(REPART), (HERE / "builder.py").read_bytes(),
+                 variant.version, str(variant.broken), _signers())
     raw = cache / f"edge-speaker-{key}.raw"
     zst = raw.with_name(raw.name + ".zst")
-    if raw.exists() and zst.exists():
-        return Image(raw, zst, key)
-    log("assemble: root, ESP, data, GPT")
+    update = cache / f"edge-speaker-{key}.update.tar"
+    image = Image(raw, zst, update, key, variant.version)
+    if update.exists() and (not disk or (raw.exists() and zst.exists())):
+        return image
+    log(f"assemble {variant.version}{' (BROKEN, for tests)' if variant.broken else ''}: "
+        f"root, update artifact{', ESP, data, GPT' if disk else ''}")
     with tempfile.TemporaryDirectory(dir=cache) as tmpdir:
         tmp = Path(tmpdir)
         root = tmp / "root"
@@ -321,14 +382,17 @@ def assemble(cache: Path, base: Path, deps: Path, wheel: Path) -> Image:
         _chroot_pip(root, "install", "--no-index", "--no-deps", f"/tmp/{wheel.name}")
         (root / "tmp" / wheel.name).unlink()
         (root / "usr/local/bin/speaker").symlink_to(f"{VENV}/bin/speaker")
-        _overlay(root)
-        _data(root, tmp / "data.img")
-        _esp(root, tmp / "esp.img")
+        _overlay(root, variant)
         run(["mksquashfs", str(root), str(tmp / "root.sqfs"), "-comp", "zstd",
              "-Xcompression-level", "6", "-noappend", "-quiet", "-no-progress"])
         size = (tmp / "root.sqfs").stat().st_size
         if size > SLOT_MIB << 20:
             raise RuntimeError(f"root is {size >> 20} MiB, the slot only {SLOT_MIB} MiB")
+        _update_artifact(root, tmp / "root.sqfs", update, variant)
+        if not disk:
+            return image
+        _data(root, tmp / "data.img")
+        _esp(root, tmp / "esp.img", variant)
         defs = tmp / "repart.d"
         defs.mkdir()
         for name, text in REPART.items():
@@ -341,40 +405,83 @@ def assemble(cache: Path, base: Path, deps: Path, wheel: Path) -> Image:
         run(["zstd", "-q", "-T0", "-6", "-f", str(tmp_raw), "-o", str(tmp / "disk.raw.zst")])
         (tmp / "disk.raw.zst").rename(zst)
         tmp_raw.rename(raw)
-    _prune(cache, keep=(raw, zst, wheel.parent))
-    for link, target in (("latest.raw", raw), ("latest.raw.zst", zst)):
+    _prune(cache, keep=(raw, zst, update, wheel.parent))
+    for link, target in (("latest.raw", raw), ("latest.raw.zst", zst),
+                         ("latest.update.tar", update)):
         (cache / link).unlink(missing_ok=True)
         (cache / link).symlink_to(target.name)
-    return Image(raw, zst, key)
+    return image
+
+
+def _update_artifact(root: Path, sqfs: Path, out: Path, variant: Variant) -> None:
+    """The slot image as an update: kernel, initrd, root squashfs, signed manifest."""
+    kernel, initrd = _kernel(root)
+    if UPDATE_KEY == TEST_KEY:
+        log("update artifact signed with the repository's TEST key (set "
+            "EDGE_SPEAKER_UPDATE_KEY to your own: docs/image.md)")
+    tmp = atomic(out)
+    write_artifact(tmp, variant.version, {"vmlinuz": kernel, "initrd.img": initrd,
+                                          "root.sqfs": sqfs},
+                   SshKeygenSigner(UPDATE_KEY).sign, options=KERNEL_OPTIONS)
+    tmp.rename(out)
+
+
+KEEP_BUILDS = 6
 
 
 def _prune(cache: Path, keep: tuple[Path, ...]) -> None:
-    """Drop older images and speaker wheels of this cache (~1 GiB each); stages keep."""
-    for path in [*cache.glob("edge-speaker-*.raw*"), *cache.glob("speaker-*")]:
-        if path not in keep and ".tmp" not in path.name:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+    """Drop older images, update artifacts and speaker wheels of this cache (~1 GiB per
+    image); the newest few stay (the update tests need several builds at once, and
+    other checkouts may share the cache); stages keep."""
+    outputs = [p for p in cache.glob("edge-speaker-*") if ".tmp" not in p.name]
+    newest: dict[str, float] = {}
+    for path in outputs:
+        stem = path.name.split(".")[0]
+        newest[stem] = max(newest.get(stem, 0.0), path.stat().st_mtime)
+    fresh = set(sorted(newest, key=newest.__getitem__)[-KEEP_BUILDS:])
+    fresh |= {p.name.split(".")[0] for p in keep}
+    for path in outputs:
+        if path.name.split(".")[0] not in fresh:
+            path.unlink(missing_ok=True)
+    wheels = sorted(cache.glob("speaker-*"), key=lambda p: p.stat().st_mtime)
+    for path in wheels[:-KEEP_BUILDS]:
+        if path not in keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
-def build() -> Image:
+def build(version: str | None = None, broken: bool = False, disk: bool = True) -> Image:
+    """Build (or take from the cache) an image and its update artifact.
+
+    ``disk=False`` builds only the update artifact (what an update test needs of a
+    second version: no GPT, no compressed disk)."""
     cache = cache_dir()
     base = build_base(cache)
     deps = build_deps(cache, base)
     wheel = build_speaker_wheel(cache)
-    return assemble(cache, base, deps, wheel)
+    variant = Variant(version or default_version(), broken)
+    return assemble(cache, base, deps, wheel, variant, disk)
 
 
 def main() -> int:
     if os.geteuid() != 0:
         log("run as root (mmdebstrap, chroot and file ownership need it)")
         return 2
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="images/build", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", help=f"image version (default: {default_version()})")
+    parser.add_argument("--update-only", action="store_true",
+                        help="build only the update artifact, not the disk image")
+    parser.add_argument("--broken-for-test", action="store_true",
+                        help="TEST ONLY: an image whose edge-speaker fails to start")
+    args = parser.parse_args()
     start = time.monotonic()
-    image = build()
+    image = build(args.version, args.broken_for_test, disk=not args.update_only)
     log(f"done in {time.monotonic() - start:.1f} s")
-    print(image.raw)
-    print(image.compressed)
+    if not args.update_only:
+        print(image.raw)
+        print(image.compressed)
+    print(image.update)
     return 0
 
 

@@ -54,10 +54,37 @@ def run(config_path: Path, runtime_dir: Path | None) -> None:
     sys.exit(run_daemon(config_path, load_or_exit(config_path), runtime_dir))
 
 
+def _image() -> dict[str, Any] | None:
+    """On the appliance image: its running and staged versions and slots (read here, by
+    the CLI: the sandboxed daemon cannot read the ESP)."""
+    from speaker.appliance.update import ensure_esp, is_appliance, report
+
+    if not is_appliance():
+        return None
+    try:
+        ensure_esp()
+        return report()
+    except OSError as exc:
+        return {"error": f"cannot read the slots: {exc}"}
+
+
+def _status_doc(socket_path: Path | None, config_path: Path | None) -> dict[str, Any]:
+    doc: dict[str, Any] = call_daemon(socket_path, config_path, "status")
+    image = _image()
+    if image is not None:
+        doc["image"] = image
+    return doc
+
+
 def _status_text(doc: dict[str, Any], as_json: bool, no_backends: bool) -> str:
     if as_json:
         return json.dumps(doc, indent=2, sort_keys=True, default=str)
-    return render_status(doc, backends=not no_backends)
+    text = render_status(doc, backends=not no_backends)
+    if doc.get("image") is not None:
+        from speaker.cli.update_cmd import render_image
+
+        text += "\n\n" + "\n".join(render_image(doc["image"]))
+    return text
 
 
 @click.command()
@@ -77,15 +104,15 @@ def status(socket_path: Path | None, config_path: Path | None, as_json: bool,
     if watch is not None:
         try:
             while True:
-                text = _status_text(call_daemon(socket_path, config_path, "status"),
-                                    as_json, no_backends)
+                text = _status_text(_status_doc(socket_path, config_path), as_json,
+                                    no_backends)
                 click.clear()
                 click.echo(f"every {watch:g} s, {time.strftime('%H:%M:%S')} "
                            f"(Ctrl-C to stop)\n{text}")
                 time.sleep(watch)
         except KeyboardInterrupt:
             sys.exit(0)
-    doc = call_daemon(socket_path, config_path, "status")
+    doc = _status_doc(socket_path, config_path)
     click.echo(_status_text(doc, as_json, no_backends))
     if doc.get("health", {}).get("state", "healthy") != "healthy":
         sys.exit(1)

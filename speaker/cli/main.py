@@ -14,6 +14,7 @@ from speaker.cli.inspect_cmd import explain, plan
 from speaker.cli.lab_cmd import demo, lab
 from speaker.cli.migrate_cmd import import_keepalived_cmd
 from speaker.cli.probe_cmd import probe
+from speaker.cli.update_cmd import update
 from speaker.routercfg.cli import router_config
 from speaker.supervisor import package_version
 
@@ -35,5 +36,5 @@ def main() -> None:
 
 config.add_command(import_keepalived_cmd)
 for command in (config, run, status, reload, drain, undrain, router_config, lab, demo,
-                completion, man, appliance, plan, explain, probe):
+                completion, man, appliance, plan, explain, probe, update):
     main.add_command(command)
