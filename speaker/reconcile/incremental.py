@@ -1,0 +1,228 @@
+"""Desired state pass after pass, recomputing only the services whose inputs changed.
+
+`DesiredCache.compute()` returns what `compute_desired()` returns for the same
+inputs (a unit test compares them), but it keeps, per config generation, each
+service's part and the assembled tables. A pass looks at what changed since the
+previous one (health verdicts, leadership per group, drains, appliance health,
+shutdown, a drain or graceful-shutdown window running out) and recomputes just
+those services; the result also names them (`Change.dirty`), so the planner can
+compare only those between full resyncs. A new config object, a change of
+appliance health or of shutdown, or an appliance drain recomputes everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TypeVar
+
+from dataplane.ipvs.model import Dest, DestKey, IpvsTable, Service, ServiceKey
+from speaker.config import AppConfig
+from speaker.model import BackendHealth, BgpAnnouncement, IPAddress, L2Vip, Leadership
+from speaker.reconcile.desired import (
+    Desired,
+    ServicePart,
+    assemble,
+    client_interfaces,
+    next_change,
+    service_part,
+)
+from speaker.reconcile.inputs import ApplianceHealth, Drains
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Which services a pass recomputed, with their parts before and after."""
+
+    dirty: tuple[int, ...]
+    """Indexes into config.services, sorted."""
+    before: tuple[ServicePart, ...]
+    after: tuple[ServicePart, ...]
+
+
+class DesiredCache:
+    """Per-service parts of the desired state for one config generation at a time."""
+
+    def __init__(self) -> None:
+        self.config: AppConfig | None = None
+        self.full_computes = 0
+        """How many passes recomputed every service (a test and the bench read it)."""
+        self.services_computed = 0
+        """How many service parts were computed in all (a test reads it)."""
+        self._parts: list[ServicePart] = []
+        self._index: dict[str, int] = {}
+        self._groups: dict[str, list[int]] = {}
+        self._deadline: dict[int, float] = {}
+        self._health: Mapping[tuple[str, str], BackendHealth] = {}
+        self._leadership: dict[str, Leadership | None] = {}
+        self._drains = Drains()
+        self._appliance = ApplianceHealth()
+        self._shutting_down = False
+        self._interfaces: tuple[str, ...] = ()
+        self._desired: Desired | None = None
+        self._bgp: dict[BgpAnnouncement, int] = {}
+        self._l2: dict[L2Vip, int] = {}
+        self._services: dict[ServiceKey, Service] = {}
+        self._dests: dict[DestKey, Dest] = {}
+        self._addresses: frozenset[IPAddress] = frozenset()
+
+    def compute(self, config: AppConfig, health: Mapping[tuple[str, str], BackendHealth],
+                leadership: Mapping[str, Leadership], drains: Drains, now: float, *,
+                appliance: ApplianceHealth, shutting_down: bool
+                ) -> tuple[Desired, Change | None]:
+        """(desired state, the services that changed); None: everything was recomputed."""
+        dirty = self._dirty(config, health, leadership, drains, now, appliance, shutting_down)
+        if config is not self.config:
+            self._adopt(config)
+        self._health, self._drains = health, drains
+        self._leadership = {g: leadership.get(g) for g in self._groups}
+        self._appliance, self._shutting_down = appliance, shutting_down
+        if dirty is None:
+            return self._rebuild(config, now), None
+        if not dirty and self._desired is not None:
+            return self._desired, Change((), (), ())
+        before = tuple(self._parts[i] for i in dirty)
+        for i in dirty:
+            self._parts[i] = self._part(i, now)
+        after = tuple(self._parts[i] for i in dirty)
+        if any(b != a for b, a in zip(before, after, strict=True)):
+            self._update(before, after)
+        return self._desired_now(), Change(dirty, before, after)
+
+    # -- what changed ----------------------------------------------------------------
+
+    def _dirty(self, config: AppConfig, health: Mapping[tuple[str, str], BackendHealth],
+               leadership: Mapping[str, Leadership], drains: Drains, now: float,
+               appliance: ApplianceHealth, shutting_down: bool) -> tuple[int, ...] | None:
+        if (config is not self.config or appliance != self._appliance
+                or shutting_down != self._shutting_down
+                or drains.appliance != self._drains.appliance):
+            return None
+        names: set[str] = set()
+        old = self._health
+        if health is not old and health != old:  # C-level when the verdicts are unchanged
+            names.update(k[0] for k, v in health.items()
+                         if (p := old.get(k)) is not v and p != v)
+            names.update(k[0] for k in old.keys() - health.keys())
+        if drains != self._drains:
+            names.update(_changed_keys(drains.services, self._drains.services))
+            names.update(k[0] for k in _changed_keys(drains.backends, self._drains.backends))
+        dirty = {self._index[n] for n in names if n in self._index}
+        for group, indexes in self._groups.items():
+            if leadership.get(group) != self._leadership.get(group):
+                dirty.update(indexes)
+        due = [i for i, t in self._deadline.items() if t <= now]
+        dirty.update(due)
+        return tuple(sorted(dirty))
+
+    # -- computing -------------------------------------------------------------------
+
+    def _part(self, i: int, now: float) -> ServicePart:
+        config = self.config
+        assert config is not None  # noqa: S101 - set by _rebuild before any part
+        svc = config.services[i]
+        self.services_computed += 1
+        deadline = next_change(config, svc, self._health, self._drains, now)
+        if deadline is None:
+            self._deadline.pop(i, None)
+        else:
+            self._deadline[i] = deadline
+        return service_part(config, svc, self._health, _LeadershipView(self._leadership),
+                            self._drains, now, self._appliance, self._shutting_down,
+                            self._interfaces)
+
+    def _adopt(self, config: AppConfig) -> None:
+        self.config = config
+        self._index = {svc.name: i for i, svc in enumerate(config.services)}
+        self._groups = {}
+        for i, svc in enumerate(config.services):
+            self._groups.setdefault(svc.group, []).append(i)
+        self._interfaces = client_interfaces(config)
+
+    def _rebuild(self, config: AppConfig, now: float) -> Desired:
+        self.full_computes += 1
+        self._deadline = {}
+        self._parts = [self._part(i, now) for i in range(len(config.services))]
+        desired = assemble(config, self._parts)
+        # services of one VIP (several ports) want equal announcements: count them
+        self._bgp, self._l2 = {}, {}
+        for part in self._parts:
+            if part.announcement is not None:
+                _count(self._bgp, part.announcement, 1)
+            if part.l2 is not None:
+                _count(self._l2, part.l2, 1)
+        self._services, self._dests = dict(desired.ipvs.services), dict(desired.ipvs.dests)
+        self._addresses = desired.addresses
+        self._desired = desired
+        return desired
+
+    def _update(self, before: tuple[ServicePart, ...], after: tuple[ServicePart, ...]) -> None:
+        for old in before:
+            if old.announcement is not None:
+                _count(self._bgp, old.announcement, -1)
+            if old.l2 is not None:
+                _count(self._l2, old.l2, -1)
+            for s in old.services:
+                self._services.pop(s.key, None)
+            for d in old.dests:
+                self._dests.pop(d.key, None)
+        for new in after:
+            if new.announcement is not None:
+                _count(self._bgp, new.announcement, 1)
+            if new.l2 is not None:
+                _count(self._l2, new.l2, 1)
+            self._services.update((s.key, s) for s in new.services)
+            self._dests.update((d.key, d) for d in new.dests)
+        self._desired = None
+
+    def _desired_now(self) -> Desired:
+        if self._desired is None:
+            # copies made in C (sets and dicts keep their hashes): no per-item Python
+            self._desired = Desired(
+                tuple(p.decision for p in self._parts), self._addresses,
+                frozenset(self._bgp), frozenset(self._l2),
+                IpvsTable(MappingProxyType(dict(self._services)),
+                          MappingProxyType(dict(self._dests))))
+        else:
+            # the decisions of untouched services are the same objects: a new tuple only
+            self._desired = Desired(tuple(p.decision for p in self._parts),
+                                    self._desired.addresses, self._desired.bgp,
+                                    self._desired.l2, self._desired.ipvs)
+        return self._desired
+
+
+class _LeadershipView(Mapping[str, Leadership]):
+    """The leadership seen by the last pass, per group of the config."""
+
+    def __init__(self, groups: Mapping[str, Leadership | None]) -> None:
+        self._groups = groups
+
+    def __getitem__(self, group: str) -> Leadership:
+        lead = self._groups.get(group)
+        if lead is None:
+            raise KeyError(group)
+        return lead
+
+    def __iter__(self):  # type: ignore[no-untyped-def]  # Mapping's own signature
+        return (g for g, lead in self._groups.items() if lead is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for lead in self._groups.values() if lead is not None)
+
+
+def _changed_keys(new: Mapping[K, float], old: Mapping[K, float]) -> set[K]:
+    keys = set(new) ^ set(old)
+    keys.update(k for k in new if k in old and new[k] != old[k])
+    return keys
+
+
+def _count(counts: dict[T, int], item: T, delta: int) -> None:
+    left = counts.get(item, 0) + delta
+    if left > 0:
+        counts[item] = left
+    else:
+        counts.pop(item, None)
