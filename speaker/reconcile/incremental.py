@@ -56,6 +56,7 @@ class DesiredCache:
         self._parts: list[ServicePart] = []
         self._index: dict[str, int] = {}
         self._groups: dict[str, list[int]] = {}
+        self._by_vip: dict[IPAddress, list[int]] = {}
         self._deadline: dict[int, float] = {}
         self._health: Mapping[tuple[str, str], BackendHealth] = {}
         self._leadership: dict[str, Leadership | None] = {}
@@ -92,6 +93,10 @@ class DesiredCache:
         if any(b != a for b, a in zip(before, after, strict=True)):
             self._update(before, after)
         return self._desired_now(), Change(dirty, before, after)
+
+    def parts_of_vip(self, vip: IPAddress) -> list[ServicePart]:
+        """The current parts of every service of one VIP (several ports: several)."""
+        return [self._parts[i] for i in self._by_vip.get(vip, ())]
 
     # -- what changed ----------------------------------------------------------------
 
@@ -138,6 +143,9 @@ class DesiredCache:
     def _adopt(self, config: AppConfig) -> None:
         self.config = config
         self._index = {svc.name: i for i, svc in enumerate(config.services)}
+        self._by_vip = {}
+        for i, svc in enumerate(config.services):
+            self._by_vip.setdefault(svc.vip, []).append(i)
         self._groups = {}
         for i, svc in enumerate(config.services):
             self._groups.setdefault(svc.group, []).append(i)
