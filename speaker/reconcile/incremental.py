@@ -107,12 +107,7 @@ class DesiredCache:
                 or shutting_down != self._shutting_down
                 or drains.appliance != self._drains.appliance):
             return None
-        names: set[str] = set()
-        old = self._health
-        if health is not old and health != old:  # C-level when the verdicts are unchanged
-            names.update(k[0] for k, v in health.items()
-                         if (p := old.get(k)) is not v and p != v)
-            names.update(k[0] for k in old.keys() - health.keys())
+        names = {key[0] for key in _changed_verdicts(health, self._health)}
         if drains != self._drains:
             names.update(_changed_keys(drains.services, self._drains.services))
             names.update(k[0] for k in _changed_keys(drains.backends, self._drains.backends))
@@ -220,6 +215,40 @@ class _LeadershipView(Mapping[str, Leadership]):
 
     def __len__(self) -> int:
         return sum(1 for lead in self._groups.values() if lead is not None)
+
+
+def _changed_verdicts(new: Mapping[tuple[str, str], BackendHealth],
+                      old: Mapping[tuple[str, str], BackendHealth]) -> list[tuple[str, str]]:
+    """The (service, backend) keys whose verdict differs between two snapshots.
+
+    A health source that keeps the verdict objects it did not change (and the order
+    of its keys) is compared in C: only the few pairs that are not the same object
+    are compared in Python. Otherwise every verdict is compared."""
+    if new is old:
+        return []
+    new_keys, old_keys = list(new), list(old)
+    if new_keys == old_keys:
+        new_values, old_values = list(new.values()), list(old.values())
+        suspects: list[int] = []
+        _differing(new_values, old_values, 0, len(new_values), suspects)
+        return [new_keys[i] for i in suspects]
+    changed = [k for k, v in new.items() if (p := old.get(k)) is not v and p != v]
+    changed += [k for k in old if k not in new]
+    return changed
+
+
+def _differing(new: list[BackendHealth], old: list[BackendHealth], lo: int, hi: int,
+               out: list[int]) -> None:
+    """Indexes in [lo, hi) where the lists differ: halves that compare equal (in C, the
+    same objects at once) are skipped, so k changes cost about k * log(n) slices."""
+    if new[lo:hi] == old[lo:hi]:
+        return
+    if hi - lo <= 16:
+        out.extend(i for i in range(lo, hi) if new[i] != old[i])
+        return
+    mid = (lo + hi) // 2
+    _differing(new, old, lo, mid, out)
+    _differing(new, old, mid, hi, out)
 
 
 def _changed_keys(new: Mapping[K, float], old: Mapping[K, float]) -> set[K]:
