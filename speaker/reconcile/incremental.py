@@ -29,6 +29,7 @@ from speaker.reconcile.desired import (
     service_part,
 )
 from speaker.reconcile.inputs import ApplianceHealth, Drains
+from speaker.reconcile.overlay import LayeredDict
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -59,6 +60,7 @@ class DesiredCache:
         self._by_vip: dict[IPAddress, list[int]] = {}
         self._deadline: dict[int, float] = {}
         self._health: Mapping[tuple[str, str], BackendHealth] = {}
+        self._verdicts = _Verdicts()
         self._leadership: dict[str, Leadership | None] = {}
         self._drains = Drains()
         self._appliance = ApplianceHealth()
@@ -68,7 +70,9 @@ class DesiredCache:
         self._bgp: dict[BgpAnnouncement, int] = {}
         self._l2: dict[L2Vip, int] = {}
         self._services: dict[ServiceKey, Service] = {}
-        self._dests: dict[DestKey, Dest] = {}
+        self._dests: LayeredDict[DestKey, Dest] = LayeredDict({})
+        self._changed: set[str] = set()
+        """Which tables the parts changed since the last Desired was made."""
         self._addresses: frozenset[IPAddress] = frozenset()
 
     def compute(self, config: AppConfig, health: Mapping[tuple[str, str], BackendHealth],
@@ -92,7 +96,9 @@ class DesiredCache:
         after = tuple(self._parts[i] for i in dirty)
         if any(b != a for b, a in zip(before, after, strict=True)):
             self._update(before, after)
-        return self._desired_now(), Change(dirty, before, after)
+            return self._desired_now(), Change(dirty, before, after)
+        assert self._desired is not None  # noqa: S101 - made by _rebuild
+        return self._desired, Change(dirty, before, after)
 
     def parts_of_vip(self, vip: IPAddress) -> list[ServicePart]:
         """The current parts of every service of one VIP (several ports: several)."""
@@ -107,7 +113,7 @@ class DesiredCache:
                 or shutting_down != self._shutting_down
                 or drains.appliance != self._drains.appliance):
             return None
-        names = {key[0] for key in _changed_verdicts(health, self._health)}
+        names = {key[0] for key in self._verdicts.changed(health)}
         if drains != self._drains:
             names.update(_changed_keys(drains.services, self._drains.services))
             names.update(k[0] for k in _changed_keys(drains.backends, self._drains.backends))
@@ -158,43 +164,54 @@ class DesiredCache:
                 _count(self._bgp, part.announcement, 1)
             if part.l2 is not None:
                 _count(self._l2, part.l2, 1)
-        self._services, self._dests = dict(desired.ipvs.services), dict(desired.ipvs.dests)
+        self._services = dict(desired.ipvs.services)
+        self._dests = LayeredDict(dict(desired.ipvs.dests))
         self._addresses = desired.addresses
         self._desired = desired
         return desired
 
     def _update(self, before: tuple[ServicePart, ...], after: tuple[ServicePart, ...]) -> None:
-        for old in before:
-            if old.announcement is not None:
-                _count(self._bgp, old.announcement, -1)
-            if old.l2 is not None:
-                _count(self._l2, old.l2, -1)
-            for s in old.services:
-                self._services.pop(s.key, None)
-            for d in old.dests:
-                self._dests.pop(d.key, None)
-        for new in after:
-            if new.announcement is not None:
-                _count(self._bgp, new.announcement, 1)
-            if new.l2 is not None:
-                _count(self._l2, new.l2, 1)
-            self._services.update((s.key, s) for s in new.services)
-            self._dests.update((d.key, d) for d in new.dests)
-        self._desired = None
+        for old, new in zip(before, after, strict=True):
+            if old.announcement != new.announcement:
+                self._changed.add("bgp")
+                if old.announcement is not None:
+                    _count(self._bgp, old.announcement, -1)
+                if new.announcement is not None:
+                    _count(self._bgp, new.announcement, 1)
+            if old.l2 != new.l2:
+                self._changed.add("l2")
+                if old.l2 is not None:
+                    _count(self._l2, old.l2, -1)
+                if new.l2 is not None:
+                    _count(self._l2, new.l2, 1)
+            if old.services != new.services:
+                self._changed.add("services")
+                for s in old.services:
+                    self._services.pop(s.key, None)
+                self._services.update((s.key, s) for s in new.services)
+            if old.dests != new.dests:
+                self._changed.add("dests")
+                for d in old.dests:
+                    self._dests.pop(d.key)
+                for d in new.dests:
+                    self._dests.set(d.key, d)
 
     def _desired_now(self) -> Desired:
-        if self._desired is None:
-            # copies made in C (sets and dicts keep their hashes): no per-item Python
-            self._desired = Desired(
-                tuple(p.decision for p in self._parts), self._addresses,
-                frozenset(self._bgp), frozenset(self._l2),
-                IpvsTable(MappingProxyType(dict(self._services)),
-                          MappingProxyType(dict(self._dests))))
-        else:
-            # the decisions of untouched services are the same objects: a new tuple only
-            self._desired = Desired(tuple(p.decision for p in self._parts),
-                                    self._desired.addresses, self._desired.bgp,
-                                    self._desired.l2, self._desired.ipvs)
+        """A new Desired sharing every table that did not change (they are immutable);
+        a changed one is copied in C, the dests get a layered view (O(changes))."""
+        last, changed = self._desired, self._changed
+        assert last is not None  # noqa: S101 - made by _rebuild
+        ipvs = last.ipvs
+        if "services" in changed or "dests" in changed:
+            services = (MappingProxyType(dict(self._services)) if "services" in changed
+                        else ipvs.services)
+            ipvs = IpvsTable(services, self._dests.view() if "dests" in changed
+                             else ipvs.dests)
+        self._desired = Desired(
+            tuple(p.decision for p in self._parts), self._addresses,
+            frozenset(self._bgp) if "bgp" in changed else last.bgp,
+            frozenset(self._l2) if "l2" in changed else last.l2, ipvs)
+        self._changed = set()
         return self._desired
 
 
@@ -217,24 +234,33 @@ class _LeadershipView(Mapping[str, Leadership]):
         return sum(1 for lead in self._groups.values() if lead is not None)
 
 
-def _changed_verdicts(new: Mapping[tuple[str, str], BackendHealth],
-                      old: Mapping[tuple[str, str], BackendHealth]) -> list[tuple[str, str]]:
-    """The (service, backend) keys whose verdict differs between two snapshots.
+class _Verdicts:
+    """The last health snapshot as lists of keys and values, to find what changed.
 
     A health source that keeps the verdict objects it did not change (and the order
-    of its keys) is compared in C: only the few pairs that are not the same object
-    are compared in Python. Otherwise every verdict is compared."""
-    if new is old:
-        return []
-    new_keys, old_keys = list(new), list(old)
-    if new_keys == old_keys:
-        new_values, old_values = list(new.values()), list(old.values())
-        suspects: list[int] = []
-        _differing(new_values, old_values, 0, len(new_values), suspects)
-        return [new_keys[i] for i in suspects]
-    changed = [k for k, v in new.items() if (p := old.get(k)) is not v and p != v]
-    changed += [k for k in old if k not in new]
-    return changed
+    of its keys) is compared in C: only slices holding other objects are looked at
+    in Python. Otherwise every verdict is compared."""
+
+    def __init__(self) -> None:
+        self._snapshot: Mapping[tuple[str, str], BackendHealth] = {}
+        self._keys: list[tuple[str, str]] = []
+        self._values: list[BackendHealth] = []
+
+    def changed(self, new: Mapping[tuple[str, str], BackendHealth]) -> list[tuple[str, str]]:
+        """Keys whose verdict differs from the snapshot given last time."""
+        old = self._snapshot
+        if new is old:
+            return []
+        keys, values = list(new), list(new.values())
+        if keys == self._keys:
+            suspects: list[int] = []
+            _differing(values, self._values, 0, len(values), suspects)
+            changed = [keys[i] for i in suspects]
+        else:
+            changed = [k for k, v in new.items() if (p := old.get(k)) is not v and p != v]
+            changed += [k for k in old if k not in new]
+        self._snapshot, self._keys, self._values = new, keys, values
+        return changed
 
 
 def _differing(new: list[BackendHealth], old: list[BackendHealth], lo: int, hi: int,
