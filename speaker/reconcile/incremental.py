@@ -87,6 +87,7 @@ class DesiredCache:
         self._leadership = {g: leadership.get(g) for g in self._groups}
         self._appliance, self._shutting_down = appliance, shutting_down
         if dirty is None:
+            self._verdicts.changed(health)  # the base the next pass compares with
             return self._rebuild(config, now), None
         if not dirty and self._desired is not None:
             return self._desired, Change((), (), ())
