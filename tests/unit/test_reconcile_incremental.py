@@ -170,7 +170,10 @@ def test_reload_recomputes_everything(monkeypatch: pytest.MonkeyPatch) -> None:
     rig = Rig(big_config())
     rig.run()
     seen = count_service_parts(monkeypatch)
-    rig.rec.reconfigure(big_config(N + 1))
+    bigger = big_config(N + 1)
+    for b in bigger.services[N].backends:
+        rig.health.set(f"s{N}", bigger.services[N].backend_label(b), True)
+    rig.rec.reconfigure(bigger)
     rig.run()
     assert len(seen) == N + 1
     assert len(rig.l2.current) == 11  # s50 is an L2 service
