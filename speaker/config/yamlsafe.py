@@ -16,7 +16,10 @@ so what the check accepts is exactly what the daemon loads. Limits:
   and `2024-01-01` is a string, not a date.
 
 libyaml (C) parses; the checks walk its event stream with explicit stacks, so
-neither a 50,000-deep list nor a huge file can exhaust the Python stack.
+neither a 50,000-deep list nor a huge file can exhaust the Python stack. Plain
+YAML within the limits is built in that same single pass (yamlonepass); anything
+else takes the careful path here (limits scan naming path and line, node tree,
+duplicate-key walk), so every refusal reads as it always did.
 """
 
 from __future__ import annotations
