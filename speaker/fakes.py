@@ -206,8 +206,11 @@ class FakeForwarder:
 
     def apply(self, ops: Sequence[IpvsOp]) -> None:
         self.applied.extend(ops)
+        same = self._known is self.table  # as after a dump: one copy serves both
         self.table = apply_to_table(self.table, tuple(ops))
-        if self._known is not None:
+        if same:
+            self._known = self.table
+        elif self._known is not None:
             self._known = apply_to_table(self._known, tuple(ops))
 
 

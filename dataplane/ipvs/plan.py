@@ -17,9 +17,10 @@ be applied in one pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TypeVar
 
 from dataplane.ipvs.model import Dest, DestKey, IpvsTable, Service, ServiceKey
 
@@ -125,14 +126,27 @@ def ownership_conflicts(desired: IpvsTable, owned: Owned) -> tuple[ServiceKey, .
     ))
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _copy(mapping: Mapping[K, V]) -> dict[K, V]:
+    # dict(MappingProxyType) goes through keys() and __getitem__, hashing every key
+    # again in Python (DestKey.__hash__): ~20 ms at 40,000 dests instead of ~0.5 ms.
+    if isinstance(mapping, dict | MappingProxyType):
+        return mapping.copy()
+    return dict(mapping)
+
+
 def apply_to_table(table: IpvsTable, ops: Iterable[Op]) -> IpvsTable:
     """The table that results from applying ``ops`` (what a perfect kernel would do).
 
-    Copies the two dicts once (cheap even at 40,000 entries); only a service
-    delete scans the dests.
+    Copies the two dicts once (cheap even at 40,000 entries: a dict or a read-only
+    view of one is cloned in C, keys keep their hashes); only a service delete scans
+    the dests.
     """
-    services = dict(table.services)
-    dests = dict(table.dests)
+    services = _copy(table.services)
+    dests = _copy(table.dests)
     for op in ops:
         if isinstance(op, AddService | EditService):
             services[op.service.key] = op.service

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import re
+import socket
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, ValidatorFunctionWrapHandler
+from pydantic.functional_validators import WrapValidator
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 """C0, DEL, C1 and the Unicode line/paragraph separators (a line break to some readers)."""
@@ -127,3 +130,24 @@ LargeCommunity = Annotated[
 IfName = Annotated[str, AfterValidator(reject_control_chars), AfterValidator(_check_ifname)]
 Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)]
 Asn = Annotated[int, Field(ge=1, le=4294967294)]
+
+
+def _fast_ip(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A dotted-quad string straight to IPv4Address; anything else through pydantic.
+
+    inet_pton(AF_INET) accepts exactly what ipaddress.IPv4Address accepts (four
+    decimal octets of at most 255, no leading zeros, nothing around them) and costs
+    a fraction of a microsecond; ipaddress parses in Python (about 5 us), and the
+    union tries IPv6 as well. Every other input, and every refusal, takes pydantic's
+    own union, so its error messages are unchanged.
+    """
+    if type(value) is str and value.isascii():
+        try:
+            return IPv4Address(socket.inet_pton(socket.AF_INET, value))
+        except OSError:
+            pass
+    return handler(value)
+
+
+IPAddress = Annotated[IPv4Address | IPv6Address, WrapValidator(_fast_ip)]
+"""An IPv4 or IPv6 address (the union pydantic validates), with a fast IPv4 path."""

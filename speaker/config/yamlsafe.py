@@ -16,7 +16,10 @@ so what the check accepts is exactly what the daemon loads. Limits:
   and `2024-01-01` is a string, not a date.
 
 libyaml (C) parses; the checks walk its event stream with explicit stacks, so
-neither a 50,000-deep list nor a huge file can exhaust the Python stack.
+neither a 50,000-deep list nor a huge file can exhaust the Python stack. Plain
+YAML within the limits is built in that same single pass (yamlonepass); anything
+else takes the careful path here (limits scan naming path and line, node tree,
+duplicate-key walk), so every refusal reads as it always did.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from speaker.config import yamlonepass
 from speaker.config.errors import ConfigIssue, ConfigUnreadableError, Loc, format_path
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -316,10 +320,38 @@ def duplicate_keys(root: yaml.Node) -> list[ConfigIssue]:
 
 def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None, list[ConfigIssue]]:
     """(data, root node, duplicate-key issues); ConfigUnreadableError when not YAML or
-    beyond a limit."""
+    beyond a limit.
+
+    Plain YAML within the limits takes one pass over libyaml's events
+    (speaker.config.yamlonepass) and comes back without a node tree (root None: call
+    compose_root for line numbers when there are errors to place). Anything else takes
+    the careful path below, which words every refusal with its path and line.
+    """
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigUnreadableError(f"{source}: larger than the limit of {MAX_CONFIG_BYTES} "
                                     "bytes")
+    loader = _Loader(text)
+    try:
+        data = yamlonepass.build(loader, MAX_DEPTH, MAX_NODES)
+    finally:
+        loader.dispose()
+    if data is not yamlonepass.FALLBACK:
+        return data, None, []
+    return _parse_yaml_carefully(text, source)
+
+
+def compose_root(text: str) -> yaml.Node | None:
+    """The node tree of a text that parse_yaml accepted (for the lines of errors)."""
+    loader = _Loader(text)
+    try:
+        root: yaml.Node | None = loader.get_single_node()
+    finally:
+        loader.dispose()
+    return root
+
+
+def _parse_yaml_carefully(text: str, source: str
+                          ) -> tuple[Any, yaml.Node | None, list[ConfigIssue]]:
     try:
         _scan_events(text, source)
         loader = _Loader(text)

@@ -58,34 +58,36 @@ class ApplyResult:
 
 
 async def _apply_bgp(phase: Phase, ops: list[Op], parts: Parts,
-                     bgp: dict[object, BgpAnnouncement]) -> None:
+                     bgp: set[BgpAnnouncement]) -> None:
     for op in ops:
         ann = cast(BgpAnnouncement, op.payload)
         if phase is Phase.WITHDRAW:
-            bgp.pop(ann.prefix, None)
+            bgp.discard(ann)
         else:
-            bgp[ann.prefix] = ann
+            if op.replaces is not None:
+                bgp.discard(op.replaces)
+            bgp.add(ann)
     if parts.bgp is not None:
-        await parts.bgp.set(frozenset(bgp.values()))
+        await parts.bgp.set(frozenset(bgp))
 
 
-async def _apply_l2(phase: Phase, ops: list[Op], parts: Parts, l2: dict[object, L2Vip]) -> None:
+async def _apply_l2(phase: Phase, ops: list[Op], parts: Parts, l2: set[L2Vip]) -> None:
     for op in ops:
         vip = cast(L2Vip, op.payload)
         if phase is Phase.RELEASE:
-            l2.pop(vip.address, None)
+            l2.discard(vip)
         else:
-            l2[vip.address] = vip
+            l2.add(vip)
     if parts.l2 is not None:
-        await parts.l2.set(frozenset(l2.values()))
+        await parts.l2.set(frozenset(l2))
 
 
 async def _apply_phase(phase: Phase, ops: list[Op], parts: Parts,
-                       bgp: dict[object, BgpAnnouncement], l2: dict[object, L2Vip]) -> None:
+                       sets: _Sets) -> None:
     if phase in (Phase.WITHDRAW, Phase.ANNOUNCE):
-        await _apply_bgp(phase, ops, parts, bgp)
+        await _apply_bgp(phase, ops, parts, sets.bgp())
     elif phase in (Phase.RELEASE, Phase.OWN):
-        await _apply_l2(phase, ops, parts, l2)
+        await _apply_l2(phase, ops, parts, sets.l2())
     elif phase is Phase.IPVS and parts.forwarder is not None:
         await asyncio.to_thread(parts.forwarder.apply, [cast(IpvsOp, op.payload) for op in ops])
     elif phase is Phase.DEL_ADDRESS:
@@ -96,13 +98,37 @@ async def _apply_phase(phase: Phase, ops: list[Op], parts: Parts,
             await asyncio.to_thread(parts.addresses.add, cast(IPAddress, op.payload))
 
 
+class _Sets:
+    """The routes and L2 VIPs as observed, copied on first use (a set copy keeps the
+    hashes: no per-route Python work, and none at all for a pass that changes neither).
+    A withdraw or release names the observed element; an announce that changes a
+    route's attributes names the route it replaces."""
+
+    def __init__(self, observed: Observed) -> None:
+        self._observed = observed
+        self._bgp: set[BgpAnnouncement] | None = None
+        self._l2: set[L2Vip] | None = None
+
+    def bgp(self) -> set[BgpAnnouncement]:
+        if self._bgp is None:
+            self._bgp = set(self._observed.bgp)
+        return self._bgp
+
+    def l2(self) -> set[L2Vip]:
+        if self._l2 is None:
+            self._l2 = set(self._observed.l2)
+        return self._l2
+
+
 async def apply(ops: tuple[Op, ...], observed: Observed, parts: Parts) -> ApplyResult:
     """Run the plan phase by phase; never raises for a part's failure."""
     result = ApplyResult()
-    bgp: dict[object, BgpAnnouncement] = {a.prefix: a for a in observed.bgp}
-    l2: dict[object, L2Vip] = {v.address: v for v in observed.l2}
+    sets = _Sets(observed)
+    by_phase: dict[Phase, list[Op]] = {}
+    for op in ops:
+        by_phase.setdefault(op.phase, []).append(op)
     for phase in Phase:
-        phase_ops = [op for op in ops if op.phase is phase]
+        phase_ops = by_phase.get(phase, [])
         if not phase_ops:
             continue
         if result.errors and phase in _GAINING:
@@ -112,7 +138,7 @@ async def apply(ops: tuple[Op, ...], observed: Observed, parts: Parts) -> ApplyR
         for op in phase_ops:
             LOG.info(op.action, target=op.target, reason=op.reason)
         try:
-            await _apply_phase(phase, phase_ops, parts, bgp, l2)
+            await _apply_phase(phase, phase_ops, parts, sets)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a part failing must not stop the loop

@@ -9,7 +9,7 @@ The VIP address lives on `lo` for every configured service, whoever leads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import ip_network
 
@@ -131,40 +131,100 @@ def _backend_weights(svc: ServiceConfig, health: Mapping[tuple[str, str], Backen
     return weights, reasons, healthy, fail_open
 
 
-def compute_desired(config: AppConfig, health: Mapping[tuple[str, str], BackendHealth],
-                    leadership: Mapping[str, Leadership], drains: Drains, now: float, *,
-                    appliance: ApplianceHealth = _HEALTHY_APPLIANCE,
-                    shutting_down: bool = False) -> Desired:
-    """The whole desired state. Pure: same inputs, same output."""
+@dataclass(frozen=True, slots=True)
+class ServicePart:
+    """What one service contributes to the desired state (one pass, one service)."""
+
+    decision: VipDecision
+    announcement: BgpAnnouncement | None
+    l2: L2Vip | None
+    services: tuple[Service, ...]
+    dests: tuple[Dest, ...]
+
+
+def service_part(config: AppConfig, svc: ServiceConfig,
+                 health: Mapping[tuple[str, str], BackendHealth],
+                 leadership: Mapping[str, Leadership], drains: Drains, now: float,
+                 appliance: ApplianceHealth, shutting_down: bool,
+                 interfaces: tuple[str, ...]) -> ServicePart:
+    """The desired state of one service. Pure."""
+    weights, reasons, healthy, fail_open = _backend_weights(svc, health, drains, now)
+    lead = leadership.get(svc.group)
+    leader = lead is not None and lead.leader
+    service_reason = _service_reason(svc, healthy, fail_open, drains, shutting_down)
+    bgp_reason = Reason.NOT_ANNOUNCED_HERE
+    announcement = None
+    if svc.announce in ("bgp", "both") and config.bgp is not None:
+        bgp_reason, announcement = _bgp_decision(config, svc, service_reason, leader,
+                                                 appliance, drains, now)
+    l2_reason = Reason.NOT_ANNOUNCED_HERE
+    l2 = None
+    if svc.announce in ("l2", "both"):
+        l2_reason = service_reason if leader else Reason.NOT_LEADER
+        if l2_reason in (Reason.ANNOUNCED, Reason.FAIL_OPEN):
+            l2 = L2Vip(svc.vip, interfaces, svc.group)
+    services, dests = _ipvs_for(svc, weights)
+    return ServicePart(VipDecision(svc.name, svc.vip, bgp_reason, l2_reason, healthy,
+                                   len(svc.backends), leader, fail_open, reasons),
+                       announcement, l2, tuple(services), tuple(dests))
+
+
+def next_change(config: AppConfig, svc: ServiceConfig,
+                health: Mapping[tuple[str, str], BackendHealth], drains: Drains,
+                now: float) -> float | None:
+    """The earliest later time at which the service's part changes with no new input:
+    a backend's drain_time running out, or the graceful-shutdown window closing."""
+    starts = [drains.backends.get((svc.name, label)) for label in
+              (svc.backend_label(b) for b in svc.backends)]
+    for i, backend in enumerate(svc.backends):
+        if starts[i] is None:
+            verdict = health.get((svc.name, svc.backend_label(backend)))
+            if verdict is not None and not verdict.up:
+                starts[i] = verdict.since
+    ends = [t + svc.drain_time for t in starts if t is not None and t + svc.drain_time > now]
+    if config.bgp is not None and config.bgp.graceful_shutdown:
+        ends += [t + config.bgp.graceful_shutdown_time
+                 for t in (drains.appliance, drains.services.get(svc.name))
+                 if t is not None and t + config.bgp.graceful_shutdown_time > now]
+    return min(ends) if ends else None
+
+
+def client_interfaces(config: AppConfig) -> tuple[str, ...]:
+    """The interfaces an L2 VIP is answered on (sorted)."""
+    return tuple(sorted(config.node.client_interfaces()))
+
+
+def assemble(config: AppConfig, parts: Iterable[ServicePart]) -> Desired:
+    """The desired state made of every service's part."""
     decisions: list[VipDecision] = []
     bgp: set[BgpAnnouncement] = set()
     l2: set[L2Vip] = set()
     services: list[Service] = []
     dests: list[Dest] = []
-    interfaces = tuple(sorted(config.node.client_interfaces()))
-    for svc in config.services:
-        weights, reasons, healthy, fail_open = _backend_weights(svc, health, drains, now)
-        lead = leadership.get(svc.group)
-        leader = lead is not None and lead.leader
-        service_reason = _service_reason(svc, healthy, fail_open, drains, shutting_down)
-        bgp_reason = Reason.NOT_ANNOUNCED_HERE
-        if svc.announce in ("bgp", "both") and config.bgp is not None:
-            bgp_reason, announcement = _bgp_decision(config, svc, service_reason, leader,
-                                                     appliance, drains, now)
-            if announcement is not None:
-                bgp.add(announcement)
-        l2_reason = Reason.NOT_ANNOUNCED_HERE
-        if svc.announce in ("l2", "both"):
-            l2_reason = service_reason if leader else Reason.NOT_LEADER
-            if l2_reason in (Reason.ANNOUNCED, Reason.FAIL_OPEN):
-                l2.add(L2Vip(svc.vip, interfaces, svc.group))
-        svc_services, svc_dests = _ipvs_for(svc, weights)
-        services += svc_services
-        dests += svc_dests
-        decisions.append(VipDecision(svc.name, svc.vip, bgp_reason, l2_reason, healthy,
-                                     len(svc.backends), leader, fail_open, reasons))
+    for part in parts:
+        decisions.append(part.decision)
+        if part.announcement is not None:
+            bgp.add(part.announcement)
+        if part.l2 is not None:
+            l2.add(part.l2)
+        services += part.services
+        dests += part.dests
     return Desired(tuple(decisions), frozenset(s.vip for s in config.services),
                    frozenset(bgp), frozenset(l2), IpvsTable.of(services, dests))
+
+
+def compute_desired(config: AppConfig, health: Mapping[tuple[str, str], BackendHealth],
+                    leadership: Mapping[str, Leadership], drains: Drains, now: float, *,
+                    appliance: ApplianceHealth = _HEALTHY_APPLIANCE,
+                    shutting_down: bool = False) -> Desired:
+    """The whole desired state. Pure: same inputs, same output.
+
+    speaker.reconcile.incremental computes the same thing pass after pass while
+    looking only at the services whose inputs changed."""
+    interfaces = client_interfaces(config)
+    return assemble(config, (service_part(config, svc, health, leadership, drains, now,
+                                          appliance, shutting_down, interfaces)
+                             for svc in config.services))
 
 
 def _bgp_decision(config: AppConfig, svc: ServiceConfig, reason: Reason, leader: bool,

@@ -21,26 +21,27 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dataplane.connsync import ConnSyncState
 from dataplane.ipvs.model import IpvsTable, ServiceKey
 from dataplane.ipvs.plan import DelService
 from speaker.config import AppConfig
 from speaker.logs import event_log
-from speaker.metrics import APPLIANCE_HEALTHY, RECONCILE_DURATION
-from speaker.metrics_export import VipAnnouncedExporter
-from speaker.model import IPAddress, VipDecision
+from speaker.metrics import APPLIANCE_HEALTHY, RECONCILE_DURATION, VIP_ANNOUNCED
+from speaker.model import BgpAnnouncement, IPAddress, L2Vip, VipDecision
 from speaker.reconcile.apply import Parts, apply
 from speaker.reconcile.connsync import desired_daemons, sysctl_modes
 from speaker.reconcile.desired import (
     Desired,
     Leaving,
-    compute_desired,
     leaving_services,
     with_leaving,
 )
+from speaker.reconcile.incremental import Change, DesiredCache
 from speaker.reconcile.inputs import ApplianceHealth, Drains
 from speaker.reconcile.plan import Observed, plan
+from speaker.reconcile.plan_dirty import plan_dirty
 from speaker.reconcile.selfcheck import appliance_health, link_is_up
 from speaker.seams import Election, HealthSource
 
@@ -89,7 +90,18 @@ class Reconciler:
         self.dumps = 0
         self.on_first_success: Callable[[], None] | None = None
         self.leaving: tuple[Leaving, ...] = ()
-        self._exporter = VipAnnouncedExporter()
+        self._exported: set[tuple[str, str]] = set()
+        self._gauges: dict[tuple[str, str], Any] = {}
+        self._series_list: list[tuple[IPAddress, tuple[str, str], Any]] = []
+        self._series_config: AppConfig | None = None
+        self.cache = DesiredCache()
+        self.change: Change | None = None
+        """The services the last compute() recomputed (None: all of them)."""
+        self.full_plans = 0
+        self._seen: tuple[frozenset[BgpAnnouncement], frozenset[L2Vip]] = (
+            frozenset(), frozenset())
+        """Routes accepted and L2 VIPs owned as the last pass left them."""
+        """Passes that planned every service (the others planned only what changed)."""
 
     def wake(self, event: str) -> None:
         """Ask for a pass soon; many wake-ups before it runs make one pass."""
@@ -143,15 +155,18 @@ class Reconciler:
         """True when this pass must dump IPVS rather than trust ``known()``."""
         return self._last_dump is None or now - self._last_dump >= self.resync_interval
 
-    async def observe(self, dump: bool = True) -> Observed:
-        """What the parts report now; IPVS dumped, or as known since the last dump."""
-        addresses = await asyncio.to_thread(self.parts.addresses.list)
+    async def observe(self, dump: bool = True, addresses: bool = True) -> Observed:
+        """What the parts report now; IPVS dumped, or as known since the last dump.
+        Without `addresses` the VIP addresses are not listed (a pass between resyncs
+        that plans only changed services never touches them)."""
+        listed = (await asyncio.to_thread(self.parts.addresses.list) if addresses
+                  else frozenset())
         ipvs = IpvsTable()
         if self.parts.forwarder is not None:
             read = self.parts.forwarder.observe if dump else self.parts.forwarder.known
             ipvs = await asyncio.to_thread(read)
         return Observed(
-            addresses=frozenset(addresses),
+            addresses=frozenset(listed),
             bgp=self.parts.bgp.accepted() if self.parts.bgp is not None else frozenset(),
             l2=self.parts.l2.owned() if self.parts.l2 is not None else frozenset(),
             ipvs=ipvs,
@@ -161,10 +176,12 @@ class Reconciler:
         """Desired state from the current inputs (and self-health from the last pass)."""
         leadership = self.election.leadership()
         health = self.health.snapshot()
-        desired = compute_desired(self.config, health, leadership, self.drains, now,
-                                  appliance=self.appliance, shutting_down=self.shutting_down)
+        desired, self.change = self.cache.compute(
+            self.config, health, leadership, self.drains, now,
+            appliance=self.appliance, shutting_down=self.shutting_down)
         self._update_self_health(desired.decisions)
         if self.leaving:
+            self.change = None  # leaving services change the tables: plan everything
             self.leaving = tuple(x for x in self.leaving if x.until > now)
             desired = with_leaving(desired, self.leaving, now)
         return desired
@@ -188,19 +205,35 @@ class Reconciler:
             ops_count = 0
             try:
                 dump = self._dump_due(start)
-                observed = await self.observe(dump)
+                desired = self.compute(start)
+                change = None if dump else self.change
+                observed = await self.observe(dump, addresses=change is None)
                 if dump:
                     self._last_dump, self.dumps = start, self.dumps + 1
-                desired = self.compute(start)
+                if change is not None and (observed.bgp != self._seen[0]
+                                           or observed.l2 != self._seen[1]):
+                    # the speaker or responder holds other than the last pass left:
+                    # plan everything (set comparisons in C, no per-route Python)
+                    change = None
+                    listed = await asyncio.to_thread(self.parts.addresses.list)
+                    observed = replace(observed, addresses=frozenset(listed))
                 if self.parts.forwarder is None:  # announce-only: nothing to program
                     observed = replace(observed, ipvs=desired.ipvs)
-                ops = plan(desired, observed, self._owner(desired))
+                if change is None:
+                    self.full_plans += 1
+                    ops = plan(desired, observed, self._owner(desired))
+                else:
+                    ops = plan_dirty(desired, observed, change, self.cache.parts_of_vip,
+                                     self._owner(desired))
                 ops_count = len(ops)
                 result = await apply(ops, observed, self.parts)
                 errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
                 errors += await self._sync_connections(dump)
+                self._seen = (
+                    self.parts.bgp.accepted() if self.parts.bgp is not None else frozenset(),
+                    self.parts.l2.owned() if self.parts.l2 is not None else frozenset())
                 self.desired = desired
-                self._export()
+                self._export(None if change is None else change.dirty)
                 self._publish_dns()
                 self._notify_hooks()
             except asyncio.CancelledError:
@@ -245,13 +278,61 @@ class Reconciler:
             return lambda key: key in wanted
         return lambda key: key in wanted or forwarder.owned(key)
 
-    def _export(self) -> None:
+    def _export(self, only: tuple[int, ...] | None = None) -> None:
         """speaker_vip_announced from what the parts report, per configured VIP and mode
-        the VIP uses (only changed values are set: speaker.metrics_export)."""
+        the VIP uses; series of VIPs (or modes) no longer configured are removed.
+        With `only` (a pass between resyncs), just those services' series are set."""
+        if only is not None:
+            self._export_some(only)
+            return
         bgp = ({a.prefix.network_address for a in self.parts.bgp.announced()}
                if self.parts.bgp is not None else set())
         l2 = {v.address for v in self.parts.l2.owned()} if self.parts.l2 is not None else set()
-        self._exporter.export(self.config, bgp, l2)
+        series: set[tuple[str, str]] = set()
+        for vip, key, gauge in self._series():
+            series.add(key)
+            gauge.set(int(vip in (bgp if key[1] == "bgp" else l2)))
+        for vip_text, mode in self._exported - series:
+            self._gauges.pop((vip_text, mode), None)
+            with contextlib.suppress(KeyError):
+                VIP_ANNOUNCED.remove(vip_text, mode)
+        self._exported = series
+
+    def _series(self) -> list[tuple[IPAddress, tuple[str, str], Any]]:
+        """(VIP, (vip label, mode), its gauge) per configured VIP and mode, made once
+        per config: looking a labelled child up costs microseconds, 10,000 per pass."""
+        if self._series_config is not self.config:
+            out = []
+            for svc in self.config.services:
+                for mode in ("bgp", "l2"):
+                    if svc.announce in (mode, "both"):
+                        key = (str(svc.vip), mode)
+                        gauge = self._gauges.get(key)
+                        if gauge is None:
+                            gauge = self._gauges[key] = VIP_ANNOUNCED.labels(
+                                vip=key[0], mode=mode)
+                        out.append((svc.vip, key, gauge))
+            self._series_list, self._series_config = out, self.config
+        return self._series_list
+
+    def _export_some(self, indexes: tuple[int, ...]) -> None:
+        """The series of a few services: is one of their routes (as decided now or
+        before this pass) reported announced, is their L2 VIP owned?"""
+        if not indexes:
+            return
+        bgp_now = self.parts.bgp.announced() if self.parts.bgp is not None else frozenset()
+        l2_now = self.parts.l2.owned() if self.parts.l2 is not None else frozenset()
+        before = self.change.before if self.change is not None else ()
+        for svc in (self.config.services[i] for i in indexes):
+            parts = (*self.cache.parts_of_vip(svc.vip), *before)
+            if svc.announce in ("bgp", "both"):
+                up = any(p.announcement is not None and p.decision.vip == svc.vip
+                         and p.announcement in bgp_now for p in parts)
+                VIP_ANNOUNCED.labels(vip=str(svc.vip), mode="bgp").set(int(up))
+            if svc.announce in ("l2", "both"):
+                up = any(p.l2 is not None and p.decision.vip == svc.vip and p.l2 in l2_now
+                         for p in parts)
+                VIP_ANNOUNCED.labels(vip=str(svc.vip), mode="l2").set(int(up))
 
     def _live_vips(self) -> set[IPAddress]:
         """VIPs announced now, as the parts report them (not as decided)."""

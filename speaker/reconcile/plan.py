@@ -58,6 +58,8 @@ class Op:
     target: str
     reason: str
     payload: BgpAnnouncement | L2Vip | IPAddress | IpvsOp = field(compare=False)
+    replaces: BgpAnnouncement | None = field(default=None, compare=False)
+    """An announce that changes a route's attributes: the observed route it replaces."""
 
     @property
     def action(self) -> str:
@@ -82,7 +84,7 @@ def _vip_reasons(desired: Desired) -> dict[str, str]:
     return out
 
 
-def _ipvs_reason(op: IpvsOp) -> str:
+def ipvs_reason(op: IpvsOp) -> str:
     if isinstance(op, AddDest):
         return (Reason.BACKEND_DRAINING if op.dest.weight == 0 else Reason.BACKEND_UP).value
     if isinstance(op, EditDest):
@@ -95,7 +97,7 @@ def _ipvs_reason(op: IpvsOp) -> str:
     return Reason.CONFIG_CHANGED.value
 
 
-def _ipvs_target(op: IpvsOp) -> str:
+def ipvs_target(op: IpvsOp) -> str:
     if isinstance(op, AddService | EditService):
         return str(op.service.key)
     if isinstance(op, AddDest | EditDest):
@@ -117,7 +119,7 @@ def plan(desired: Desired, observed: Observed,
     for prefix, ann in want_bgp.items():
         if have_bgp.get(prefix) != ann:
             why = reasons.get(f"bgp:{prefix.network_address}", Reason.ANNOUNCED.value)
-            ops.append(Op(Phase.ANNOUNCE, 0, str(prefix), why, ann))
+            ops.append(Op(Phase.ANNOUNCE, 0, str(prefix), why, ann, have_bgp.get(prefix)))
     want_l2 = {v.address: v for v in desired.l2}
     have_l2 = {v.address: v for v in observed.l2}
     ops.extend(Op(Phase.RELEASE, 0, str(addr), reasons.get(f"l2:{addr}",
@@ -129,7 +131,7 @@ def plan(desired: Desired, observed: Observed,
                for a in observed.addresses - desired.addresses)
     ops.extend(Op(Phase.ADD_ADDRESS, 0, str(a), Reason.CONFIG_CHANGED.value, a)
                for a in desired.addresses - observed.addresses)
-    ops.extend(Op(Phase.IPVS, seq, _ipvs_target(op), _ipvs_reason(op), op)
+    ops.extend(Op(Phase.IPVS, seq, ipvs_target(op), ipvs_reason(op), op)
                for seq, op in enumerate(plan_ipvs(desired.ipvs, observed.ipvs, owned)))
     return tuple(sorted(ops, key=lambda o: (o.phase, o.seq, o.target)))
 
