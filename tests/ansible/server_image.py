@@ -35,12 +35,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from images.builder import MIRROR, SECURITY, SKIP_MODULES, SKIP_PATHS, digest, run
+import yaml
+
+from images.builder import MIRROR, REPO, SECURITY, SKIP_MODULES, SKIP_PATHS, digest, run
 
 SUITE = "bookworm"
 BUILD_FORMAT = "1"  # bump when the recipe below changes in a way the inputs don't show
 # What the appliance role's defaults install (appliance_packages), preinstalled.
-ROLE_PACKAGES = ("python3", "python3-venv", "iproute2", "ipvsadm", "kmod", "libpcap0.8")
+ROLE_PACKAGES = tuple(yaml.safe_load(
+    (REPO / "ansible" / "roles" / "appliance" / "defaults" / "main.yml").read_text(),
+)["appliance_packages"])
 PACKAGES = (
     "linux-image-amd64", "initramfs-tools", "systemd", "systemd-sysv", "udev",
     "openssh-server", "python3-apt", "procps", "iputils-ping", "curl", *ROLE_PACKAGES,
