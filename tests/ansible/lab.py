@@ -220,9 +220,6 @@ def inventory(lab: AnsibleLab, wheels: Path, version: str, configs: Path,
         "appliance_wheels_dir": str(wheels),
         "appliance_apt_update_cache": False,
         "appliance_interfaces": [{"name": "eth0", "role": "both"}],
-        "appliance_bgp": {"local_asn": APPLIANCE_ASN, "pools": ["203.0.113.0/24"],
-                          "peers": [{"name": "r1", "address": ROUTER, "asn": ROUTER_ASN,
-                                     "hold_time": "3s"}]},
         "appliance_services": [{
             "name": "web", "vip": VIP, "ports": [80], "announce": "bgp", "scheduler": "mh",
             "forwarding": "dr", "drain_time": "1s",
@@ -235,8 +232,13 @@ def inventory(lab: AnsibleLab, wheels: Path, version: str, configs: Path,
     return {"all": {"children": {
         "appliances": {
             "vars": appliance_vars,
-            "hosts": {name: {"ansible_host": address, "appliance_router_id": address}
-                      for name, address in SERVERS.items()},
+            "hosts": {name: {
+                "ansible_host": address, "appliance_router_id": address,
+                # router-config needs each appliance's own address on the peering
+                "appliance_bgp": {"local_asn": APPLIANCE_ASN, "pools": ["203.0.113.0/24"],
+                                  "peers": [{"name": "r1", "address": ROUTER, "asn": ROUTER_ASN,
+                                             "local_address": address, "hold_time": "3s"}]},
+            } for name, address in SERVERS.items()},
         },
         "routers": {"hosts": {"r1": {
             "ansible_connection": "local",

@@ -170,7 +170,11 @@ def test_a_bad_variable_fails_naming_it_and_leaves_the_hosts_alone(
     workdir, inv = site_env
     before = host_state(lab)
     bad = json.loads(json.dumps(inv))
-    bad["all"]["children"]["appliances"]["vars"].update(override)
+    if "appliance_bgp" in override:
+        for host in bad["all"]["children"]["appliances"]["hosts"].values():
+            host.update(override)
+    else:
+        bad["all"]["children"]["appliances"]["vars"].update(override)
     out = playbook(lab, workdir, "site", bad)
     assert out.returncode != 0
     assert named in out.stdout, out.stdout[-4000:]
