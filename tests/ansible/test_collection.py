@@ -3,9 +3,7 @@ the defaults, and a bad variable stops the play before any task touches the host
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -13,28 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-COLLECTION = REPO / "ansible"
-TOOLS = REPO / ".venv-ansible" / "bin"
+from tests.ansible.tools import COLLECTION, REPO, TOOLS, tool_env
+
 ROLES = ("appliance", "router")
 
 pytestmark = [pytest.mark.ansible,
               pytest.mark.skipif(not (TOOLS / "ansible-playbook").exists(),
                                  reason="scripts/install sets up .venv-ansible")]
-
-
-def tool_env(tmp: Path) -> dict[str, str]:
-    """ansible finds the collection through a collections path laid out for it."""
-    root = tmp / "collections" / "ansible_collections" / "edgespeaker"
-    root.mkdir(parents=True, exist_ok=True)
-    link = root / "appliance"
-    if not link.exists():
-        link.symlink_to(COLLECTION)
-    speaker_bin = Path(sys.executable).parent
-    return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(tmp / "collections"),
-            "PATH": f"{TOOLS}:{speaker_bin}:{os.environ['PATH']}",
-            "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"), "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_HOME": str(tmp / "ansible-home")}
 
 
 def test_version_follows_the_python_package() -> None:
