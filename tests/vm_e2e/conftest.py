@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.vm.image import build_image
-from tests.vm.netns import namespaces, run_id
-from tests.vm_e2e.pair import Pair, build_pair
+from tests.vm.netns import namespaces
+from tests.vm_e2e.pair import PREFIX, Pair, build_pair, run_tag
 
 
 def _missing() -> str | None:
@@ -33,9 +33,9 @@ def pair() -> Iterator[Pair]:
     start = time.monotonic()
     image = build_image()
     built = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="eve-e2e-"))
-    with namespaces("eve-") as nss:
-        lab = build_pair(image, workdir, nss, run_id())
+    workdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}e2e-"))
+    with namespaces(PREFIX) as nss:
+        lab = build_pair(image, workdir, nss, run_tag())
         print(f"\nVM image {built - start:.1f} s, pair boot {time.monotonic() - built:.1f} s")
         try:
             yield lab

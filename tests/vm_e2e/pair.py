@@ -1,6 +1,6 @@
 """Two appliance VMs running the real `speaker run` (IPVS on), and the network around them.
 
-Topology (TEST-NET only; every namespace is ``eve-<role>-<run id>``)::
+Topology (TEST-NET only; every namespace is ``s3e-<role>-<pid>``, see :func:`run_tag`)::
 
                  router ns (BIRD, AS 65000) 192.0.2.254
                          │
@@ -26,6 +26,8 @@ leaves the kernel answering).
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import textwrap
 import time
@@ -40,6 +42,7 @@ from tests.vm.image import VmImage
 from tests.vm.machine import Vm
 from tests.vm.netns import Namespaces, die_with_parent, sh
 
+PREFIX = "s3e-"
 BACKENDS = ("198.51.100.11", "198.51.100.12", "198.51.100.13")
 CLIENT_DR, CLIENT_NAT, CLIENT_BACK = "192.0.2.10", "192.0.2.12", "198.51.100.10"
 ROUTER = "192.0.2.254"
@@ -62,12 +65,11 @@ sys.argv[0] = "exabgp"; sys.exit(run_exabgp())' "$@"
 
 
 def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tuple[int, ...] = (
-        3, 1, 1), sync: dict[str, Any] | None = None, with_bgp: bool = False) -> dict[str, Any]:
+        3, 1, 1), sync: dict[str, Any] | None = None, with_bgp: bool = True) -> dict[str, Any]:
     """The YAML (as a dict) of appliance ``name``; keyword changes are for reloads.
 
-    ``with_bgp`` adds the BGP service and peer. Off in the CI tier: in a one-vCPU TCG
-    guest ExaBGP 4.2 ran at 100 % CPU for minutes without peering, starving VRRP,
-    health checks and the API (docs/performance.md, "whole path in VMs")."""
+    ``with_bgp`` adds the BGP service and peer (ECMP: both appliances announce the
+    VIP, whatever the election says)."""
     node = NODES[name]
     # Generous timers: two TCG guests on a shared 2-core machine stall for seconds.
     health = {"type": "http", "port": 80, "interval": "2s", "timeout": "1.5s",
@@ -81,7 +83,7 @@ def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tupl
                      "groups": [{"name": "g1", "vrid": 14, "priority": node["priority"],
                                  "preempt": False}]},
         "bgp": {"local_asn": 65010, "exabgp": "/usr/local/bin/exabgp",
-                "pools": ["203.0.113.0/24"],
+                "pools": ["203.0.113.0/24"], "graceful_shutdown_time": "1s",
                 "peers": [{"name": "r1", "address": ROUTER, "asn": 65000, "hold_time": "3s",
                            "families": ["ipv4-unicast"]}]},
         "services": [
@@ -94,7 +96,8 @@ def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tupl
                           for a, w in zip(BACKENDS, nat_weights, strict=True)],
              "health": health, "drain_time": "2s"},
             {"name": "bgpdr", "vip": VIP_BGP, "ports": [80, ECHO_PORT], "announce": "bgp",
-             "group": "g1", "forwarding": "dr", "scheduler": "mh", "backends": backends,
+             "group": "g1", "forwarding": "dr", "scheduler": "mh", "scheduler_flags": ["mh-port"],
+             "backends": backends,
              "health": health, "drain_time": "2s"},
         ],
         "dataplane": {"ipvs": True, "state_file": "/var/lib/edge-speaker/ipvs-owned",
@@ -172,6 +175,12 @@ class Pair:
         return sh("ip", "netns", "exec", self.router, "birdc", "-s",
                   str(self.workdir / "bird.ctl"), *args)
 
+    def nexthops(self, vip: str) -> set[str]:
+        """The next hops of the router's kernel route to ``vip`` (BIRD's merged ECMP
+        route: one per announcing appliance; empty when no appliance announces it)."""
+        out = sh("ip", "-n", self.router, "route", "show", f"{vip}/32")
+        return set(re.findall(r"via ([\d.]+)", out))
+
     def kill(self, name: str) -> None:
         """Appliance death: its switch ports cut, then its VM (every process) killed."""
         node = self.nodes[name]
@@ -231,12 +240,22 @@ def _bird_config() -> str:
         """) + peers + "\n"
 
 
+def run_tag() -> str:
+    """This run's suffix for namespace names: the test process's PID, so that two
+    runs on one machine (CI and an engineer, or two engineers) never collide."""
+    return str(os.getpid())
+
+
 def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str,
-               with_bgp: bool = False) -> Pair:
-    switch = nss.add(f"eve-sw-{run_id}")
-    client = nss.add(f"eve-cl-{run_id}")
-    router = nss.add(f"eve-rt-{run_id}")
-    backends = tuple(nss.add(f"eve-be{i}-{run_id}") for i in range(len(BACKENDS)))
+               with_bgp: bool = True, start_speakers: bool = True) -> Pair:
+    """Namespaces, bridges, taps, BIRD and two booted, configured appliance VMs.
+
+    ``start_speakers=False`` leaves the guests without `speaker run` (the keepalived
+    anchor of bench/conn_survival.py runs keepalived in the same VMs instead)."""
+    switch = nss.add(f"{PREFIX}sw-{run_id}")
+    client = nss.add(f"{PREFIX}cl-{run_id}")
+    router = nss.add(f"{PREFIX}rt-{run_id}")
+    backends = tuple(nss.add(f"{PREFIX}be{i}-{run_id}") for i in range(len(BACKENDS)))
     for bridge in ("br-front", "br-back"):
         sh("ip", "-n", switch, "link", "add", bridge, "type", "bridge", "forward_delay", "0")
         sh("ip", "-n", switch, "link", "set", bridge, "up")
@@ -249,8 +268,13 @@ def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str,
     _veth(switch, router, "br-front", "v-rt")
     for cmd in (f"addr add {ROUTER}/24 dev eth0", "link set eth0 up"):
         sh("ip", "-n", router, *cmd.split())
-    for key in ("net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"):
+    # No ICMP redirects: the router forwards out the interface a packet came in on, and
+    # a redirect would send the client straight to one appliance, around the ECMP route.
+    for key in ("net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1",
+                "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth0.send_redirects=0"):
         sh("ip", "netns", "exec", router, "sysctl", "-qw", key)
+    for key in ("net.ipv4.conf.all.accept_redirects=0", "net.ipv4.conf.eth0.accept_redirects=0"):
+        sh("ip", "netns", "exec", client, "sysctl", "-qw", key)
     for i, ns in enumerate(backends):
         _veth(switch, ns, "br-back", f"v-be{i}")
         for cmd in (f"addr add {BACKENDS[i]}/24 dev eth0", "link set eth0 up",
@@ -286,8 +310,9 @@ def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str,
             print(f"{name} ready in {time.monotonic() - t0:.1f}s", flush=True)
             _configure_guest(appliance, name, with_bgp)
         for appliance in nodes.values():
-            appliance.write_config(appliance_config(appliance.name, with_bgp=with_bgp))
-            appliance.start_speaker()
+            if start_speakers:
+                appliance.write_config(appliance_config(appliance.name, with_bgp=with_bgp))
+                appliance.start_speaker()
     except BaseException:
         pair.close()
         raise

@@ -1,13 +1,16 @@
 """The whole forwarding path: two appliance VMs running `speaker run` with IPVS on.
 
 The pair boots once for the module; tests run in file order and the last one kills
-an appliance. See tests/vm_e2e/pair.py for the topology.
+an appliance. See tests/vm_e2e/pair.py for the topology. The L2 tests come first:
+ExaBGP takes a minute or two to start under TCG, and the BGP tests wait for both
+appliances' routes at the router meanwhile.
 """
 
 from __future__ import annotations
 
 import collections
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +21,7 @@ from tests.vm_e2e.pair import (
     CLIENT_DR,
     CLIENT_NAT,
     NODES,
+    VIP_BGP,
     VIP_DR,
     VIP_NAT,
     Appliance,
@@ -82,6 +86,10 @@ def _synced(node: Appliance, vip: str = VIP_DR, port: int = 9000) -> int:
     out = node.vm.run("ipvsadm", "-Lnc", check=False)
     return sum(1 for line in out.splitlines()
                if "ESTABLISHED" in line and f"{vip}:{port}" in line)
+
+
+def _both_announce(pair: Pair) -> bool:
+    return pair.nexthops(VIP_BGP) == {str(NODES[n]["front"]) for n in pair.nodes}
 
 
 def _route_nat_via(pair: Pair, node: Appliance) -> None:
@@ -156,6 +164,62 @@ def test_reload_changes_scheduler_and_weight_in_place(up: Pair) -> None:
         assert node.api("reload")["ok"]
 
 
+def test_bgp_ecmp_both_appliances_forward(up: Pair) -> None:
+    """Both appliances announce the BGP VIP, the router merges the routes, and the
+    client's connections, hashed by the router, go through both to every backend."""
+    wait_for("both appliances' routes at the router (ECMP)", lambda: _both_announce(up),
+             timeout=420, every=2)
+    seen = collections.Counter(http_get(up.client, VIP_BGP, CLIENT_DR) for _ in range(30))
+    assert set(seen) == {"be0", "be1", "be2"}, seen  # mh with mh-port: ports spread
+    lead = _leader(up)
+    flows = Flows(up.client, VIP_BGP, 40, CLIENT_DR)
+    try:
+        wait_for("flows echoing", lambda: flows.healthy() == 40, timeout=60)
+        # The leader runs only the sync master: its table holds just the flows it
+        # forwards; the other appliance forwarded the rest.
+        on_leader = _synced(lead, VIP_BGP)
+    finally:
+        flows.close()
+    print(f"\nECMP: {on_leader} of 40 flows through {lead.name}, the rest through the other")
+    assert 0 < on_leader < 40
+
+
+def test_bgp_withdrawal_moves_flows_that_keep_their_backend(up: Pair) -> None:
+    """The ECMP set changes under established flows (one appliance withdraws the VIP,
+    then announces it again): every flow keeps its backend. The flows that move to the
+    leader were never in its table (the other appliance runs only a sync backup):
+    `mh` maps them to the same backend and `sloppy_tcp` lets the leader take them
+    mid-stream."""
+    wait_for("ECMP", lambda: _both_announce(up), timeout=120, every=1)
+    lead = _leader(up)
+    other = _other(up, lead)
+    flows = Flows(up.client, VIP_BGP, 40, CLIENT_DR)
+    try:
+        wait_for("flows echoing", lambda: flows.healthy() == 40, timeout=60)
+        unknown = 40 - _synced(lead, VIP_BGP)
+        assert unknown > 0  # flows through the other appliance, not in the leader's table
+        other.api("drain", service="bgpdr")
+        wait_for("only the leader's route", lambda: up.nexthops(VIP_BGP) == {
+            str(NODES[lead.name]["front"])}, timeout=60, every=0.5)
+        wait_for("every flow through the leader", lambda: _synced(lead, VIP_BGP) >= 40,
+                 timeout=60)
+        wait_for("flows settle", lambda: flows.healthy(1.0) + len(flows.broken) == 40,
+                 timeout=40)
+        withdrawn = flows.report()
+        other.api("undrain", service="bgpdr")
+        wait_for("ECMP again", lambda: _both_announce(up), timeout=60, every=0.5)
+        wait_for("flows settle", lambda: flows.healthy(1.0) + len(flows.broken) == 40,
+                 timeout=40)
+        time.sleep(2)
+        back = flows.report()
+    finally:
+        flows.close()
+    print(f"\nBGP withdrawal ({unknown} flows unknown to the leader): {withdrawn}"
+          f"\nBGP re-announcement: {back}")
+    assert withdrawn.survived == withdrawn.total, withdrawn
+    assert back.survived == back.total, back
+
+
 def test_drain_hands_over_and_connections_survive(up: Pair) -> None:
     lead = _leader(up)
     other = _other(up, lead)
@@ -176,24 +240,40 @@ def test_drain_hands_over_and_connections_survive(up: Pair) -> None:
     seen = {http_get(up.client, VIP_DR, CLIENT_DR) for _ in range(6)}
     assert seen == {"be0", "be1", "be2"}
     lead.api("undrain")
+    wait_for("ECMP after the undrain", lambda: _both_announce(up), timeout=60, every=0.5)
 
 
 def test_appliance_death_moves_vip_and_connections_survive(up: Pair) -> None:
+    """The leader dies (switch ports cut, VM killed): the L2 VIP moves to the survivor,
+    the router drops the dead appliance's BGP route after its hold time, and every
+    established flow to either VIP goes on through the survivor."""
     lead = _leader(up)
     survivor = _other(up, lead)
     l2 = Flows(up.client, VIP_DR, 40, CLIENT_DR)
+    bgp = Flows(up.client, VIP_BGP, 40, CLIENT_DR)
     try:
-        wait_for("flows echoing", lambda: l2.healthy() == 40, timeout=30)
+        wait_for("flows echoing", lambda: l2.healthy() == 40 and bgp.healthy() == 40,
+                 timeout=60)
         wait_for("the backup knows every flow", lambda: _synced(survivor) >= 40, timeout=30)
+        through_dead = _synced(lead, VIP_BGP)
+        assert 0 < through_dead < 40  # ECMP: the dying appliance carries some BGP flows
         up.kill(lead.name)
         wait_for("the survivor leads", survivor.leader, timeout=60, every=0.5)
         wait_for("new connections to the L2 VIP", lambda: _try(up, VIP_DR), timeout=60)
-        wait_for("flows settle", lambda: l2.healthy(2.0) + len(l2.broken) == 40, timeout=40)
-        report = l2.report()
+        wait_for("the dead appliance's route gone", lambda: up.nexthops(VIP_BGP) == {
+            str(NODES[survivor.name]["front"])}, timeout=60, every=0.5)
+        wait_for("flows settle", lambda: l2.healthy(2.0) + len(l2.broken) == 40
+                 and bgp.healthy(2.0) + len(bgp.broken) == 40, timeout=60)
+        l2_report, bgp_report = l2.report(), bgp.report()
     finally:
         l2.close()
-    print(f"\ndeath, L2: {report}")
-    assert report.survived == report.total, report
+        bgp.close()
+    print(f"\ndeath, L2: {l2_report}\ndeath, BGP ({through_dead} of 40 flows through the "
+          f"dead appliance): {bgp_report}")
+    assert l2_report.survived == l2_report.total, l2_report
+    assert bgp_report.survived == bgp_report.total, bgp_report
+    seen = {http_get(up.client, VIP_BGP, CLIENT_DR) for _ in range(12)}
+    assert seen == {"be0", "be1", "be2"}  # the survivor serves new connections
 
 
 def _try(pair: Pair, vip: str) -> bool:
