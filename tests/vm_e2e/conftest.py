@@ -26,7 +26,7 @@ def _missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def pair() -> Iterator[Pair]:
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
     reason = _missing()
     if reason:
         pytest.skip(reason)
@@ -40,5 +40,15 @@ def pair() -> Iterator[Pair]:
         try:
             yield lab
         finally:
+            if request.session.testsfailed:
+                _dump(lab)
             lab.close()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _dump(lab: Pair) -> None:
+    """After a failure: what each guest's speaker and the router saw."""
+    for node in lab.nodes.values():
+        if node.alive:
+            print(f"\n--- {node.name}: speaker log, IPVS\n{node.log()}\n{node.ipvs()}")
+    print(f"\n--- BIRD\n{lab.bird_cmd('show', 'protocols')}")
