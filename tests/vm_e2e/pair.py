@@ -57,8 +57,18 @@ NODES = {
 # ExaBGP from the image's Python stage (pip --target writes no usable entry point).
 # Its version probe is answered from a file written once at boot: under TCG on a
 # loaded machine `exabgp --version` can exceed the speaker's 20 s probe limit.
+# The first start waits until the speaker's API listens, plus 10 s: ExaBGP 4.2's start
+# costs a TCG guest's only vCPU for a minute or more, and overlapping it with the
+# speaker's own start delayed the timing child past its 15 s readiness limit and left
+# that appliance's reconciler idle (seen twice; see docs/performance.md). Later
+# starts (respawns) do not wait.
 EXABGP_WRAPPER = """#!/bin/sh
 if [ "$1" = "--version" ] && [ -s /run/exabgp.version ]; then cat /run/exabgp.version; exit 0; fi
+if [ ! -e /run/exabgp.started ]; then
+  touch /run/exabgp.started
+  i=0; while [ ! -S /run/edge-speaker/api.sock ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
+  sleep 10
+fi
 exec python3 -c 'import sys; from exabgp.application import run_exabgp; \\
 sys.argv[0] = "exabgp"; sys.exit(run_exabgp())' "$@"
 """
@@ -84,7 +94,7 @@ def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tupl
                                  "preempt": False}]},
         "bgp": {"local_asn": 65010, "exabgp": "/usr/local/bin/exabgp",
                 "pools": ["203.0.113.0/24"], "graceful_shutdown_time": "1s",
-                "peers": [{"name": "r1", "address": ROUTER, "asn": 65000, "hold_time": "3s",
+                "peers": [{"name": "r1", "address": ROUTER, "asn": 65000, "hold_time": "6s",
                            "families": ["ipv4-unicast"]}]},
         "services": [
             {"name": "l2dr", "vip": VIP_DR, "ports": [80, ECHO_PORT], "announce": "l2",
@@ -230,7 +240,7 @@ def _bird_config() -> str:
     peers = "\n".join(textwrap.dedent(f"""
         protocol bgp lb{n} {{
           local {ROUTER} as 65000; neighbor {NODES[n]['front']} as 65010;
-          hold time 3; connect retry time 1; error wait time 1, 5;
+          hold time 6; connect retry time 1; error wait time 1, 5;
           ipv4 {{ import all; export none; }};
         }}""") for n in NODES)
     return textwrap.dedent("""

@@ -95,14 +95,14 @@ def _synced(node: Appliance, vip: str = VIP_DR, port: int = 9000) -> int:
 
 def _forwarding(node: Appliance, flows: Flows, vip: str = VIP_BGP) -> int:
     """How many of ``flows`` (to ``vip``) this appliance forwards itself: its own
-    ("Local") IPVS entries for their client ports; entries a sync daemon received say
-    "Sync" (/proc/net/ip_vs_conn_sync, addresses and ports in hex)."""
+    ("LOCAL") IPVS entries for their client ports; entries a sync daemon received say
+    "SYNC" (/proc/net/ip_vs_conn_sync, addresses and ports in hex)."""
     ports = flows.ports()
     vip_hex = f"{int(ipaddress.IPv4Address(vip)):08X}"
     count = 0
     for line in node.vm.run("cat", "/proc/net/ip_vs_conn_sync").splitlines()[1:]:
         fields = line.split()
-        if (len(fields) >= 9 and fields[7] == "ESTABLISHED" and fields[8] == "Local"
+        if (len(fields) >= 9 and fields[7] == "ESTABLISHED" and fields[8].upper() == "LOCAL"
                 and fields[3] == vip_hex and int(fields[2], 16) in ports):
             count += 1
     return count
