@@ -64,7 +64,7 @@ NODES = {
 # starts (respawns) do not wait.
 EXABGP_WRAPPER = """#!/bin/sh
 if [ "$1" = "--version" ] && [ -s /run/exabgp.version ]; then cat /run/exabgp.version; exit 0; fi
-if [ ! -e /run/exabgp.started ]; then
+if [ "$1" != "--version" ] && [ ! -e /run/exabgp.started ]; then
   touch /run/exabgp.started
   i=0; while [ ! -S /run/edge-speaker/api.sock ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
   sleep 10
