@@ -13,6 +13,7 @@ import ipaddress
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -108,6 +109,18 @@ def _forwarding(node: Appliance, flows: Flows, vip: str = VIP_BGP) -> int:
     return count
 
 
+def _reload(node: Appliance) -> Any:
+    """`reload` through the API. The reload's isolated parse has a 10 s limit, which a
+    TCG guest busy with ExaBGP can exceed: that rejection (and only that one) is
+    retried, as an operator would, up to three times in all."""
+    for _ in range(3):
+        result = node.api("reload")
+        if result["ok"] or not any("parsing took longer" in e for e in result["errors"]):
+            break
+        print(f"\n{node.name}: reload rejected for time, again: {result['errors']}")
+    return result
+
+
 def _both_announce(pair: Pair) -> bool:
     return pair.nexthops(VIP_BGP) == {str(NODES[n]["front"]) for n in pair.nodes}
 
@@ -169,7 +182,7 @@ def test_reload_changes_scheduler_and_weight_in_place(up: Pair) -> None:
     for node in up.nodes.values():
         node.write_config(appliance_config(node.name, scheduler_nat="wlc",
                                            nat_weights=(1, 1, 4)))
-        result = node.api("reload")
+        result = _reload(node)
         assert result["ok"], result
     for node in up.nodes.values():
         wait_for(f"{node.name}: wlc and weight 4", lambda node=node: (
@@ -181,7 +194,7 @@ def test_reload_changes_scheduler_and_weight_in_place(up: Pair) -> None:
         assert f"ipvs_add_service target=tcp:{VIP_NAT}" not in after  # edited, not re-added
     for node in up.nodes.values():  # back to the module's baseline
         node.write_config(appliance_config(node.name))
-        assert node.api("reload")["ok"]
+        assert _reload(node)["ok"]
 
 
 def test_bgp_ecmp_both_appliances_forward(up: Pair) -> None:
