@@ -34,16 +34,18 @@ def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
     image = build_image()
     built = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}e2e-"))
-    with namespaces(PREFIX) as nss:
-        lab = build_pair(image, workdir, nss, run_tag())
-        print(f"\nVM image {built - start:.1f} s, pair boot {time.monotonic() - built:.1f} s")
-        try:
-            yield lab
-        finally:
-            if request.session.testsfailed:
-                _dump(lab)
-            lab.close()
-    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        with namespaces(PREFIX) as nss:
+            lab = build_pair(image, workdir, nss, run_tag())
+            print(f"\nVM image {built - start:.1f} s, pair boot {time.monotonic() - built:.1f} s")
+            try:
+                yield lab
+            finally:
+                if request.session.testsfailed:
+                    _dump(lab)
+                lab.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _dump(lab: Pair) -> None:
