@@ -216,6 +216,10 @@ class Flows:
                     self.broken[i] = "timeout"
             time.sleep(0.01)
 
+    def ports(self) -> set[int]:
+        """The client-side ports of the connections (to find them in IPVS tables)."""
+        return {s.getsockname()[1] for s in self.socks}
+
     def healthy(self, within: float = 1.0) -> int:
         """Connections that echoed within the last ``within`` seconds."""
         now = time.monotonic()

@@ -1,6 +1,6 @@
 """Two appliance VMs running the real `speaker run` (IPVS on), and the network around them.
 
-Topology (TEST-NET only; every namespace is ``eve-<role>-<run id>``)::
+Topology (TEST-NET only; every namespace is ``s3e-<role>-<pid>``, see :func:`run_tag`)::
 
                  router ns (BIRD, AS 65000) 192.0.2.254
                          │
@@ -26,6 +26,8 @@ leaves the kernel answering).
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import textwrap
 import time
@@ -37,9 +39,10 @@ from typing import Any
 import yaml
 
 from tests.vm.image import VmImage
-from tests.vm.machine import Vm
+from tests.vm.machine import GuestError, Vm
 from tests.vm.netns import Namespaces, die_with_parent, sh
 
+PREFIX = "s3e-"
 BACKENDS = ("198.51.100.11", "198.51.100.12", "198.51.100.13")
 CLIENT_DR, CLIENT_NAT, CLIENT_BACK = "192.0.2.10", "192.0.2.12", "198.51.100.10"
 ROUTER = "192.0.2.254"
@@ -54,20 +57,29 @@ NODES = {
 # ExaBGP from the image's Python stage (pip --target writes no usable entry point).
 # Its version probe is answered from a file written once at boot: under TCG on a
 # loaded machine `exabgp --version` can exceed the speaker's 20 s probe limit.
+# The first start waits until the speaker's API listens, plus 10 s: ExaBGP 4.2's start
+# costs a TCG guest's only vCPU for a minute or more, and overlapping it with the
+# speaker's own start delayed the timing child past its 15 s readiness limit and left
+# that appliance's reconciler idle (seen twice; see docs/performance.md). Later
+# starts (respawns) do not wait.
 EXABGP_WRAPPER = """#!/bin/sh
 if [ "$1" = "--version" ] && [ -s /run/exabgp.version ]; then cat /run/exabgp.version; exit 0; fi
+if [ "$1" != "--version" ] && [ ! -e /run/exabgp.started ]; then
+  touch /run/exabgp.started
+  i=0; while [ ! -S /run/edge-speaker/api.sock ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done
+  sleep 10
+fi
 exec python3 -c 'import sys; from exabgp.application import run_exabgp; \\
 sys.argv[0] = "exabgp"; sys.exit(run_exabgp())' "$@"
 """
 
 
 def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tuple[int, ...] = (
-        3, 1, 1), sync: dict[str, Any] | None = None, with_bgp: bool = False) -> dict[str, Any]:
+        3, 1, 1), sync: dict[str, Any] | None = None, with_bgp: bool = True) -> dict[str, Any]:
     """The YAML (as a dict) of appliance ``name``; keyword changes are for reloads.
 
-    ``with_bgp`` adds the BGP service and peer. Off in the CI tier: in a one-vCPU TCG
-    guest ExaBGP 4.2 ran at 100 % CPU for minutes without peering, starving VRRP,
-    health checks and the API (docs/performance.md, "whole path in VMs")."""
+    ``with_bgp`` adds the BGP service and peer (ECMP: both appliances announce the
+    VIP, whatever the election says)."""
     node = NODES[name]
     # Generous timers: two TCG guests on a shared 2-core machine stall for seconds.
     health = {"type": "http", "port": 80, "interval": "2s", "timeout": "1.5s",
@@ -81,8 +93,8 @@ def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tupl
                      "groups": [{"name": "g1", "vrid": 14, "priority": node["priority"],
                                  "preempt": False}]},
         "bgp": {"local_asn": 65010, "exabgp": "/usr/local/bin/exabgp",
-                "pools": ["203.0.113.0/24"],
-                "peers": [{"name": "r1", "address": ROUTER, "asn": 65000, "hold_time": "3s",
+                "pools": ["203.0.113.0/24"], "graceful_shutdown_time": "1s",
+                "peers": [{"name": "r1", "address": ROUTER, "asn": 65000, "hold_time": "6s",
                            "families": ["ipv4-unicast"]}]},
         "services": [
             {"name": "l2dr", "vip": VIP_DR, "ports": [80, ECHO_PORT], "announce": "l2",
@@ -94,7 +106,8 @@ def appliance_config(name: str, *, scheduler_nat: str = "wrr", nat_weights: tupl
                           for a, w in zip(BACKENDS, nat_weights, strict=True)],
              "health": health, "drain_time": "2s"},
             {"name": "bgpdr", "vip": VIP_BGP, "ports": [80, ECHO_PORT], "announce": "bgp",
-             "group": "g1", "forwarding": "dr", "scheduler": "mh", "backends": backends,
+             "group": "g1", "forwarding": "dr", "scheduler": "mh", "scheduler_flags": ["mh-port"],
+             "backends": backends,
              "health": health, "drain_time": "2s"},
         ],
         "dataplane": {"ipvs": True, "state_file": "/var/lib/edge-speaker/ipvs-owned",
@@ -172,6 +185,12 @@ class Pair:
         return sh("ip", "netns", "exec", self.router, "birdc", "-s",
                   str(self.workdir / "bird.ctl"), *args)
 
+    def nexthops(self, vip: str) -> set[str]:
+        """The next hops of the router's kernel route to ``vip`` (BIRD's merged ECMP
+        route: one per announcing appliance; empty when no appliance announces it)."""
+        out = sh("ip", "-n", self.router, "route", "show", f"{vip}/32")
+        return set(re.findall(r"via ([\d.]+)", out))
+
     def kill(self, name: str) -> None:
         """Appliance death: its switch ports cut, then its VM (every process) killed."""
         node = self.nodes[name]
@@ -221,7 +240,7 @@ def _bird_config() -> str:
     peers = "\n".join(textwrap.dedent(f"""
         protocol bgp lb{n} {{
           local {ROUTER} as 65000; neighbor {NODES[n]['front']} as 65010;
-          hold time 3; connect retry time 1; error wait time 1, 5;
+          hold time 6; connect retry time 1; error wait time 1, 5;
           ipv4 {{ import all; export none; }};
         }}""") for n in NODES)
     return textwrap.dedent("""
@@ -231,12 +250,22 @@ def _bird_config() -> str:
         """) + peers + "\n"
 
 
+def run_tag() -> str:
+    """This run's suffix for namespace names: the test process's PID, so that two
+    runs on one machine (CI and an engineer, or two engineers) never collide."""
+    return str(os.getpid())
+
+
 def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str,
-               with_bgp: bool = False) -> Pair:
-    switch = nss.add(f"eve-sw-{run_id}")
-    client = nss.add(f"eve-cl-{run_id}")
-    router = nss.add(f"eve-rt-{run_id}")
-    backends = tuple(nss.add(f"eve-be{i}-{run_id}") for i in range(len(BACKENDS)))
+               with_bgp: bool = True, start_speakers: bool = True) -> Pair:
+    """Namespaces, bridges, taps, BIRD and two booted, configured appliance VMs.
+
+    ``start_speakers=False`` leaves the guests without `speaker run` (the keepalived
+    anchor of bench/conn_survival.py runs keepalived in the same VMs instead)."""
+    switch = nss.add(f"{PREFIX}sw-{run_id}")
+    client = nss.add(f"{PREFIX}cl-{run_id}")
+    router = nss.add(f"{PREFIX}rt-{run_id}")
+    backends = tuple(nss.add(f"{PREFIX}be{i}-{run_id}") for i in range(len(BACKENDS)))
     for bridge in ("br-front", "br-back"):
         sh("ip", "-n", switch, "link", "add", bridge, "type", "bridge", "forward_delay", "0")
         sh("ip", "-n", switch, "link", "set", bridge, "up")
@@ -249,8 +278,13 @@ def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str,
     _veth(switch, router, "br-front", "v-rt")
     for cmd in (f"addr add {ROUTER}/24 dev eth0", "link set eth0 up"):
         sh("ip", "-n", router, *cmd.split())
-    for key in ("net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"):
+    # No ICMP redirects: the router forwards out the interface a packet came in on, and
+    # a redirect would send the client straight to one appliance, around the ECMP route.
+    for key in ("net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1",
+                "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth0.send_redirects=0"):
         sh("ip", "netns", "exec", router, "sysctl", "-qw", key)
+    for key in ("net.ipv4.conf.all.accept_redirects=0", "net.ipv4.conf.eth0.accept_redirects=0"):
+        sh("ip", "netns", "exec", client, "sysctl", "-qw", key)
     for i, ns in enumerate(backends):
         _veth(switch, ns, "br-back", f"v-be{i}")
         for cmd in (f"addr add {BACKENDS[i]}/24 dev eth0", "link set eth0 up",
@@ -282,16 +316,35 @@ def build_pair(image: VmImage, workdir: Path, nss: Namespaces, run_id: str,
             nodes[name] = Appliance(name, vm, taps)
         for name, appliance in nodes.items():
             t0 = time.monotonic()
-            appliance.vm.wait_ready(timeout=300, ping_timeout=300)
+            _boot(appliance, image, workdir / name, switch)
             print(f"{name} ready in {time.monotonic() - t0:.1f}s", flush=True)
             _configure_guest(appliance, name, with_bgp)
         for appliance in nodes.values():
-            appliance.write_config(appliance_config(appliance.name, with_bgp=with_bgp))
-            appliance.start_speaker()
+            if start_speakers:
+                appliance.write_config(appliance_config(appliance.name, with_bgp=with_bgp))
+                appliance.start_speaker()
     except BaseException:
         pair.close()
         raise
     return pair
+
+
+def _boot(appliance: Appliance, image: VmImage, vmdir: Path, switch: str) -> None:
+    """Wait for the guest; boot it once more if its kernel panicked in the timer check
+    ("IO-APIC + timer doesn't work": TCG on a loaded host can miss the 8254 test)."""
+    try:
+        appliance.vm.wait_ready(timeout=300, ping_timeout=300)
+    except GuestError as exc:
+        if "IO-APIC + timer" not in str(exc):
+            raise
+        print(f"{appliance.name}: kernel timer check failed under load, booting again",
+              flush=True)
+        appliance.vm.close()
+        retry = vmdir / "retry"
+        retry.mkdir()
+        appliance.vm = Vm(image, retry, switch, appliance.taps,
+                          macs=NODES[appliance.name]["macs"], memory_mb=1024)  # type: ignore[arg-type]
+        appliance.vm.wait_ready(timeout=300, ping_timeout=300)
 
 
 def _configure_guest(appliance: Appliance, name: str, with_bgp: bool) -> None:
