@@ -262,6 +262,22 @@ def sysctl_conf() -> str:
     return "\n".join(lines) + "\n"
 
 
+OPERATOR_DOCS = ((("completion", "bash"), "usr/share/bash-completion/completions/speaker"),
+                 (("completion", "zsh"), "usr/share/zsh/vendor-completions/_speaker"),
+                 (("man",), "usr/local/share/man/man1/speaker.1"))
+"""Generated from the CLI of this checkout (the code the image carries); /usr/local for
+the man page because the image drops /usr/share/man."""
+
+
+def _operator_docs(root: Path) -> None:
+    """Shell completion and the man page, as the Ansible role installs them."""
+    for args, rel in OPERATOR_DOCS:
+        text = run([sys.executable, "-m", "speaker", *args], cwd=str(HERE.parent))
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
 def _overlay(root: Path, variant: Variant) -> None:
     """Appliance files: rootfs overlay, units, sysctls, and what a read-only root needs."""
     shutil.copytree(HERE / "rootfs", root, dirs_exist_ok=True, symlinks=True)
@@ -273,6 +289,7 @@ def _overlay(root: Path, variant: Variant) -> None:
     for unit in (HERE / "systemd").iterdir():
         shutil.copy2(unit, units / unit.name)
     (root / "etc" / "sysctl.d" / "90-edge-speaker.conf").write_text(sysctl_conf())
+    _operator_docs(root)
     if variant.broken:
         dropin = units / "edge-speaker.service.d"
         dropin.mkdir(exist_ok=True)

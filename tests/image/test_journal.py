@@ -23,6 +23,9 @@ def test_events_are_searchable_by_their_fields(appliance_lab: ApplianceLab) -> N
         return al.appliance.ssh("journalctl -b -u edge-speaker EVENT=announce "
                                 "REASON=announced -o json --no-pager | tail -1", check=False)
 
+    # the operator's tools are installed, as the Ansible role installs them
+    al.appliance.ssh("test -s /usr/share/bash-completion/completions/speaker && "
+                     "test -s /usr/local/share/man/man1/speaker.1")
     entry = json.loads(wait_for("an announce event in the journal", announced, timeout=300))
     assert entry["SYSLOG_IDENTIFIER"] == "edge-speaker"
     assert entry["PRIORITY"] == "6"
