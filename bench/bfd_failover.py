@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from speaker.lab.netns import Lab
-from tests.bfd.bgp_rig import Rig, build, wait
+from tests.bfd.bgp_rig import VIP, Rig, build, wait
 
 FAST = {"min_tx": "100ms", "min_rx": "100ms", "multiplier": 3}
 ADDRESS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
@@ -38,7 +38,7 @@ ADDRESS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
 
 def until_gone(rig: Rig, address: str, start: float, limit: float = 30.0) -> float:
     """Seconds from `start` (the port cut) until BIRD has no route via `address`."""
-    while address in rig.ctl.next_hops():
+    while address in rig.ctl.next_hops(f"{VIP}/32"):
         if time.perf_counter() - start > limit:
             raise TimeoutError(f"route via {address} still there")
         time.sleep(0.002)
@@ -47,7 +47,7 @@ def until_gone(rig: Rig, address: str, start: float, limit: float = 30.0) -> flo
 
 def settle(rig: Rig) -> None:
     """Both next hops at BIRD and lb1's BFD up on both ends."""
-    wait(lambda: rig.ctl.next_hops() >= set(ADDRESS.values()), 90, "both next hops")
+    wait(lambda: rig.ctl.next_hops(f"{VIP}/32") >= set(ADDRESS.values()), 90, "both next hops")
     wait(lambda: (rig.apps["lb1"].peer().get("bfd") or {}).get("state") == "up", 30,
          "lb1 BFD up")
 
@@ -93,7 +93,7 @@ def stability(seconds: float, checks: int) -> dict[str, Any]:
         # two cores with. The child raises itself; nothing else on the appliance does.
         rig.router.ns.run("chrt", "-a", "-r", "-p", "5", str(rig.router.proc.pid))
         try:
-            wait(lambda: ADDRESS["lb1"] in rig.ctl.next_hops(), 90, "route via lb1")
+            wait(lambda: ADDRESS["lb1"] in rig.ctl.next_hops(f"{VIP}/32"), 90, "route via lb1")
             wait(lambda: (app.peer().get("bfd") or {}).get("state") == "up", 30, "BFD up")
             time.sleep(3)
             before = app.peer()["bfd"]["changes"]

@@ -6,8 +6,6 @@ its control socket directly (~30 us a query) instead of spawning birdc.
 
 from __future__ import annotations
 
-import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -18,44 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from speaker.lab.bird import BirdControl
 from speaker.lab.netns import Lab
 from tests.bgp.conftest import SpeakerThread, appliance_config
 from tests.bgp.routers import Bird, Neighbor, make_router
 
 PREFIX = "esbb"
-_END = re.compile(rb"^\d{4} ", re.MULTILINE)
 
-
-class BirdControl:
-    """A persistent connection to BIRD's control socket."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(path))
-        self._read()
-
-    def _read(self) -> str:
-        data = b""
-        while not _END.search(data):
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("BIRD closed the control socket")
-            data += chunk
-        return data.decode()
-
-    def query(self, command: str) -> str:
-        """One command, the full reply."""
-        self.sock.sendall(command.encode() + b"\n")
-        return self._read()
-
-    def has_route(self, prefix: str) -> bool:
-        """Whether BIRD has a route for exactly this prefix."""
-        return prefix in self.query(f"show route {prefix}")
-
-    def count(self) -> int:
-        """Networks in all tables."""
-        text = self.query("show route count")
-        return sum(int(n) for n in re.findall(r"for (\d+) networks in table", text))
 
 
 @dataclass

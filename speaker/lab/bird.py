@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -88,3 +90,48 @@ class BirdRouter:
     def stop(self) -> None:
         """End BIRD (by PID)."""
         self.ns.stop(self.proc)
+
+
+_END = re.compile(rb"^\d{4} ", re.MULTILINE)
+"""The last line of a BIRD control-socket reply: a 4-digit code and a space."""
+
+
+class BirdControl:
+    """A persistent connection to BIRD's control socket (~30 us a query, against tens
+    of ms for a `birdc` process): for benches and tests that poll the router."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self._read()
+
+    def _read(self) -> str:
+        data = b""
+        while not _END.search(data):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("BIRD closed the control socket")
+            data += chunk
+        return data.decode()
+
+    def query(self, command: str) -> str:
+        """One command, the whole reply."""
+        self.sock.sendall(command.encode() + b"\n")
+        return self._read()
+
+    def has_route(self, prefix: str) -> bool:
+        """Whether BIRD has a route for exactly this prefix."""
+        return prefix in self.query(f"show route {prefix}")
+
+    def count(self) -> int:
+        """Networks in all tables."""
+        text = self.query("show route count")
+        return sum(int(n) for n in re.findall(r"for (\d+) networks in table", text))
+
+    def next_hops(self, prefix: str) -> set[str]:
+        """Next hops BIRD has for `prefix` (one per announcing appliance)."""
+        return set(re.findall(r"via (\S+)", self.query(f"show route {prefix}")))
+
+    def close(self) -> None:
+        """Close the control connection."""
+        self.sock.close()

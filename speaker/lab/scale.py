@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -31,13 +30,12 @@ from typing import Any
 
 import yaml
 
-from speaker.lab.bird import BirdNeighbor, BirdRouter, bird_config
+from speaker.lab.bird import BirdControl, BirdNeighbor, BirdRouter, bird_config
 from speaker.lab.netns import Lab, Namespace
 
 BASE = int(IPv4Address("198.18.0.0"))
 BE1, BE2 = "198.51.100.21", "198.51.100.22"
 APPLIANCE, ROUTER = "192.0.2.11", "192.0.2.1"
-_END = re.compile(rb"^\d{4} ", re.MULTILINE)
 
 
 def vip(i: int) -> str:
@@ -93,33 +91,6 @@ def config(vips: int, watched: int, sock: Path, timers: Timers) -> dict[str, Any
         "metrics": {"address": "127.0.0.1", "port": 9469},
         "log": {"format": "json", "level": "info"},
     }
-
-
-class BirdControl:
-    """A persistent connection to BIRD's control socket (~30 us a query)."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(path))
-        self._read()
-
-    def _read(self) -> str:
-        data = b""
-        while not _END.search(data):
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("BIRD closed the control socket")
-            data += chunk
-        return data.decode()
-
-    def count(self) -> int:
-        """Networks in BIRD's tables."""
-        self.sock.sendall(b"show route count\n")
-        return sum(int(n) for n in re.findall(r"for (\d+) networks in table", self._read()))
-
-    def close(self) -> None:
-        """Close the control connection."""
-        self.sock.close()
 
 
 def until(check: Callable[[], bool], limit: float, what: str, every: float = 0.005) -> float:

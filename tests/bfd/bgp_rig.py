@@ -13,8 +13,6 @@ every `check_interval`).
 
 from __future__ import annotations
 
-import re
-import socket
 import subprocess
 import sys
 import time
@@ -25,14 +23,13 @@ from typing import Any
 import yaml
 
 from speaker.api.client import ApiError, request
-from speaker.lab.bird import BirdRouter
+from speaker.lab.bird import BirdControl, BirdRouter
 from speaker.lab.netns import Lab, Namespace
 
 VIP = "203.0.113.10"
 LOAD_VIP = "203.0.113.20"
 BACKEND = "198.51.100.21"
 LOAD_PORT = 9000
-_END = re.compile(rb"^\d{4} ", re.MULTILINE)
 _LISTENER = """
 import asyncio, sys
 async def main():
@@ -43,37 +40,6 @@ async def main():
     await asyncio.Event().wait()
 asyncio.run(main())
 """
-
-
-class BirdControl:
-    """A persistent connection to BIRD's control socket (~30 us a query)."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(path))
-        self._read()
-
-    def _read(self) -> str:
-        data = b""
-        while not _END.search(data):
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("BIRD closed the control socket")
-            data += chunk
-        return data.decode()
-
-    def query(self, command: str) -> str:
-        """One command, the whole reply."""
-        self.sock.sendall(command.encode() + b"\n")
-        return self._read()
-
-    def next_hops(self, prefix: str = f"{VIP}/32") -> set[str]:
-        """Next hops BIRD has for `prefix` (one per announcing appliance)."""
-        return set(re.findall(r"via (\S+)", self.query(f"show route {prefix}")))
-
-    def close(self) -> None:
-        """Close the socket."""
-        self.sock.close()
 
 
 def appliance_config(index: int, workdir: Path, bfd: dict[str, Any] | bool,

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from speaker.lab.netns import Lab, leftover_namespaces, require_root
-from tests.bfd.bgp_rig import Rig, build, wait
+from tests.bfd.bgp_rig import VIP, Rig, build, wait
 
 pytestmark = [pytest.mark.lab, pytest.mark.bfd]
 PREFIX = "ebfe"
@@ -53,7 +53,7 @@ def reload(rig: Rig, bfd: object) -> None:
 
 def test_bfd_up_with_bird_in_status_and_metrics_then_suspect_on_port_cut(rig: Rig) -> None:
     app = rig.apps["lb1"]
-    wait(lambda: "192.0.2.11" in rig.ctl.next_hops(), 60, "the VIP at BIRD via lb1")
+    wait(lambda: "192.0.2.11" in rig.ctl.next_hops(f"{VIP}/32"), 60, "the VIP at BIRD via lb1")
     peer = wait(lambda: (p := app.peer()).get("bfd", {}) and p["bfd"]["state"] == "up" and p,
                 30, "BFD up in speaker status")
     assert peer["bfd"]["min_tx_ms"] == 100
