@@ -16,7 +16,7 @@ groups start without leadership).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,9 +121,8 @@ async def preview_reload(sup: Supervisor, path: Path) -> dict[str, Any]:
         desired = with_leaving(desired, tuple(leaving), now)
     observed: Observed = await rec.observe(dump=False)
     if rec.parts.forwarder is None:  # announce-only: nothing to program
-        observed = Observed(observed.addresses, observed.bgp, observed.l2, desired.ipvs)
-    ops = plan(desired, observed, lambda key: key in desired.ipvs.services or (
-        rec.parts.forwarder is not None and rec.parts.forwarder.owned(key)))
+        observed = replace(observed, ipvs=desired.ipvs)
+    ops = plan(desired, observed, rec.owner(desired))
     doc["vips"] = [str(c) for c in vip_changes(rec.desired, desired)]
     doc["operations"] = [describe_op(op) for op in ops]
     doc["counts"] = {phase.name.lower(): sum(1 for op in ops if op.phase is phase)

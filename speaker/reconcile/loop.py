@@ -221,10 +221,10 @@ class Reconciler:
                     observed = replace(observed, ipvs=desired.ipvs)
                 if change is None:
                     self.full_plans += 1
-                    ops = plan(desired, observed, self._owner(desired))
+                    ops = plan(desired, observed, self.owner(desired))
                 else:
                     ops = plan_dirty(desired, observed, change, self.cache.parts_of_vip,
-                                     self._owner(desired))
+                                     self.owner(desired))
                 ops_count = len(ops)
                 result = await apply(ops, observed, self.parts)
                 errors = [f"{phase.name.lower()}: {why}" for phase, why in result.errors]
@@ -270,7 +270,7 @@ class Reconciler:
             LOG.info("sync_daemon", reason="election_follow", op=str(op))
         return []
 
-    def _owner(self, desired: Desired) -> Callable[[ServiceKey], bool]:
+    def owner(self, desired: Desired) -> Callable[[ServiceKey], bool]:
         """A configured service is ours; any other one only if the forwarder says so."""
         forwarder = self.parts.forwarder
         wanted = desired.ipvs.services
